@@ -7,7 +7,11 @@ export class NotLeaderError extends Error {
     readonly leader: NodeId | '',
     readonly group: number,
   ) {
-    super(leader === '' ? `group ${group}: no leader known` : `group ${group}: not the leader (leader is ${leader})`);
+    super(
+      leader === ''
+        ? `group ${group}: no leader known`
+        : `group ${group}: not the leader (leader is ${leader})`,
+    );
     this.name = 'NotLeaderError';
   }
 }
@@ -18,7 +22,8 @@ export type ProposalDropReason =
   | 'read-queue-full'
   | 'conf-change-pending'
   | 'invalid-conf-change'
-  | 'entry-too-large';
+  | 'entry-too-large'
+  | 'invalid-transfer-target';
 
 /** The leader refused a proposal (transfer in progress, queue full, conf change pending, ...). */
 export class ProposalDroppedError extends Error {

@@ -68,7 +68,12 @@ export interface ConfChange {
 }
 
 /** TEST-ONLY planted bugs, used by the simulator to show its checks are not vacuous. */
-export type PlantedBug = 'commit-old-term' | 'vote-any-log' | 'stale-read' | 'keep-conflict' | 'ack-before-persist';
+export type PlantedBug =
+  | 'commit-old-term'
+  | 'vote-any-log'
+  | 'stale-read'
+  | 'keep-conflict'
+  | 'ack-before-persist';
 
 export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';
 
