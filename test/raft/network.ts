@@ -179,6 +179,8 @@ export class TestNetwork {
   private readonly down = new Set<NodeId>();
   /** Return true to drop a message. */
   filter: Filter | null = null;
+  /** Rewrite a message in flight (e.g. strip entries), applied after the filters. */
+  rewrite: ((m: Message) => Message) | null = null;
 
   constructor(ids: NodeId[], options: NodeOptions = {}, learners: NodeId[] = [], seedBase = 1) {
     const conf: ConfState = { voters: ids, learners, votersOutgoing: [], learnersNext: [], autoLeave: false };
@@ -232,6 +234,7 @@ export class TestNetwork {
   heal(): void {
     this.cut.clear();
     this.filter = null;
+    this.rewrite = null;
   }
 
   /** Crash a node: it stops; its un-handed-out state is lost, its disk and state machine stay. */
@@ -284,7 +287,7 @@ export class TestNetwork {
       return;
     }
     if (lost) return;
-    to.raft.step(m);
+    to.raft.step(this.rewrite === null ? m : this.rewrite(m));
   }
 
   /** Run Ready processing and deliveries until nothing moves. */
