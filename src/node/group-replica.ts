@@ -1,0 +1,1097 @@
+/**
+ * One Raft group as hosted by a node: its raft state machine, its store, and everything between
+ * them and the clients — proposals and their answers, ReadIndex reads, client sessions, membership,
+ * snapshots sent and received, log compaction. The node (./raft-node.ts) owns the Ready loop across
+ * all its groups and the one durable log they share; this class does the per-group work of each step.
+ */
+import type { MetaWrite, StateStore, Txn, TxnResult } from '../kv/state-store.js';
+import { cloneConfState, decodeConfChange } from '../raft/conf-change.js';
+import { NotLeaderError, ProposalDroppedError } from '../raft/errors.js';
+import { RaftGroup } from '../raft/raft-group.js';
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  Message,
+  NodeId,
+  PlantedBug,
+  ReadState,
+  Ready,
+  Role,
+  SnapshotMeta,
+  SnapshotRequest,
+} from '../raft/types.js';
+import type { Clock, TimerHandle } from './clock.js';
+import { type TxnCommand, decodeCommand, encodeCommand } from './command.js';
+import { NodeError } from './errors.js';
+import type { NodeHooks, NodeLogger } from './hooks.js';
+import type { ClientSession, MemberInfo, NodeStatus, ReadConsistency } from './kv-service.js';
+import {
+  META_CONF,
+  type MemberAddress,
+  MemberDirectory,
+  encodeConf,
+  encodeMembersContext,
+  isJoint,
+  isMember,
+} from './membership.js';
+import { META_APPLIED_TERM, type GroupRecovery } from './recovery.js';
+import { type SessionLimits, SessionTable } from './sessions.js';
+import {
+  SnapshotReceiver,
+  SnapshotSender,
+  type SnapshotStreamLimits,
+  decodeSnapshotMeta,
+  encodeSnapshotMeta,
+} from './snapshot-transfer.js';
+import type {
+  ForwardedRequest,
+  ForwardedResult,
+  MembershipRequest,
+  PeerMemberInfo,
+  PeerMessage,
+  SnapshotAckMessage,
+  SnapshotChunkMessage,
+} from './transport.js';
+import { type TxnLimits, packr } from './txn-codec.js';
+
+/** The node's tunables, resolved (defaults in ./raft-node.ts). */
+export interface NodeSettings {
+  tickMs: number;
+  electionTick: number;
+  heartbeatTick: number;
+  checkQuorum: boolean;
+  preVote: boolean;
+  leaseRead: boolean;
+  maxInflightMsgs: number;
+  maxMsgBytes: number;
+  /** Default timeout of a client request (ms). */
+  requestTimeoutMs: number;
+  /** Writes and membership requests waiting (queued, proposed, forwarded) per group; beyond: 'overloaded'. */
+  maxPendingRequests: number;
+  /** Linearizable reads waiting per group; beyond: 'overloaded'. */
+  maxPendingReads: number;
+  /** Take a snapshot (compaction) once this many entries were applied since the last one. */
+  snapshotEntries: number;
+  /** Entries kept in raft's memory below a compaction point, for slightly slow followers. */
+  keepTail: number;
+  /** A learner is promoted once its match index is within this many entries of the leader's last. */
+  learnerCatchUpLag: number;
+  /** Promote learners added without an explicit role once caught up (DESIGN.md §10). */
+  autoPromoteLearners: boolean;
+  /** A follower re-forwards a write a (former) leader definitely refused at most this many times. */
+  maxForwardHops: number;
+  txnLimits: TxnLimits;
+  sessionLimits: SessionLimits;
+  snapshotLimits: SnapshotStreamLimits;
+  /** TEST-ONLY planted bugs, per node, never global. */
+  bugs: ReadonlySet<PlantedBug>;
+}
+
+/** What a replica needs from its node. */
+export interface ReplicaHost {
+  readonly id: NodeId;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly hooks: NodeHooks;
+  readonly logger: NodeLogger;
+  readonly settings: NodeSettings;
+  /** Asks for a pass of the Ready loop soon (same turn batching). */
+  schedule(): void;
+  /** Queues a message for a peer; flushed, coalesced per peer, at the end of the loop turn. */
+  send(to: NodeId, m: PeerMessage): void;
+  forward(
+    group: number,
+    to: NodeId,
+    request: ForwardedRequest,
+    timeoutMs: number,
+    done: (error: NodeError | null, result?: ForwardedResult) => void,
+  ): void;
+  /** Tracks an async store operation (the simulator waits for these to settle). */
+  track<T>(p: Promise<T>): Promise<T>;
+  /** An unrecoverable error (storage failure, broken invariant): the node stops. */
+  fatal(error: Error): void;
+  newStreamId(): string;
+  /** Bytes that make this incarnation's ReadIndex contexts unique. */
+  readonly readContextPrefix: Buffer;
+  /** A compaction point whose store state is durable: include its marker in the next append. */
+  queueCompaction(group: number, meta: SnapshotMeta): void;
+  peerAddressChanged(id: NodeId, address: string | null): void;
+}
+
+type RequestState = 'queued' | 'proposed' | 'forwarded' | 'transferring' | 'done';
+
+/** A write, membership change or leadership transfer from a client (or forwarded by a peer). */
+export interface ClientRequest {
+  request: ForwardedRequest;
+  finish: (error: NodeError | null, result?: ForwardedResult) => void;
+  deadline: number;
+  /** Arrived from a follower: never forwarded again; a non-leader answers not_leader. */
+  fromPeer: boolean;
+  state: RequestState;
+  timer: TimerHandle | null;
+  proposedIndex: number;
+  proposedTerm: number;
+  hops: number;
+  /** Leader hint from a definite refusal, and the tick before which not to retry without one. */
+  hint: NodeId | '';
+  retryTick: number;
+  transferTarget: NodeId;
+}
+
+interface ReadRequest {
+  exec: (store: StateStore) => unknown;
+  finish: (error: NodeError | null, value?: unknown) => void;
+  timer: TimerHandle | null;
+  done: boolean;
+}
+
+interface ReadBatch {
+  reads: ReadRequest[];
+  issuedTick: number;
+  index: number;
+}
+
+/** How one applied entry answers its proposal. */
+type EntryOutcome =
+  | { kind: 'none' }
+  | { kind: 'txn'; slot: number }
+  | { kind: 'result'; result: TxnResult }
+  | { kind: 'error'; error: NodeError }
+  | { kind: 'conf' };
+
+const DEFINITE_NOT_APPLIED = 'leadership changed before the request committed; it was not applied';
+
+export class GroupReplica {
+  readonly raft: RaftGroup;
+  private conf: ConfState;
+  private readonly sessions: SessionTable;
+  private readonly members: MemberDirectory;
+  private role: Role = 'follower';
+  private leader: NodeId | '' = '';
+  private term: number;
+  /** Last index handed to apply (raft's applied). The store's own applied index may be ahead after a snapshot. */
+  private applied: number;
+  private commit: number;
+  /** Index of the durable snapshot marker in the log. */
+  private snapshotIndex: number;
+  private compacting = false;
+  private ticks = 0;
+
+  private readonly queue: ClientRequest[] = [];
+  private readonly proposals = new Map<number, ClientRequest>();
+  private readonly forwarded = new Set<ClientRequest>();
+  private readonly transfers = new Set<ClientRequest>();
+
+  private newReads: ReadRequest[] = [];
+  private readonly readBatches = new Map<string, ReadBatch>();
+  private readyReads: ReadBatch[] = [];
+  private pendingReadCount = 0;
+  private readSeq = 0;
+
+  private readonly senders = new Map<NodeId, SnapshotSender>();
+  private readonly receiver: SnapshotReceiver;
+  /** A completed incoming stream was stepped into raft; the next Ready tells whether raft took it. */
+  private snapshotStepped = false;
+  private stopped = false;
+
+  constructor(
+    private readonly host: ReplicaHost,
+    readonly group: number,
+    readonly store: StateStore,
+    recovery: GroupRecovery,
+    bootstrap: readonly MemberAddress[],
+  ) {
+    const s = host.settings;
+    this.sessions = new SessionTable(s.sessionLimits);
+    this.sessions.load((k) => store.getMeta(k));
+    this.members = new MemberDirectory(bootstrap);
+    this.members.load((k) => store.getMeta(k));
+    const init = recovery.initial;
+    this.conf = cloneConfState(init.conf);
+    this.applied = init.applied;
+    this.commit = init.hardState.commit;
+    this.term = init.hardState.term;
+    this.snapshotIndex = init.snapshot?.index ?? 0;
+    this.receiver = new SnapshotReceiver(group, host.id, s.snapshotLimits);
+    host.hooks.recovered?.({
+      group,
+      hardState: init.hardState,
+      snapshot: init.snapshot,
+      entries: init.entries,
+      applied: init.applied,
+    });
+    this.raft = new RaftGroup(
+      {
+        id: host.id,
+        group,
+        electionTick: s.electionTick,
+        heartbeatTick: s.heartbeatTick,
+        random: host.random,
+        maxInflightMsgs: s.maxInflightMsgs,
+        maxMsgBytes: s.maxMsgBytes,
+        checkQuorum: s.checkQuorum,
+        preVote: s.preVote,
+        leaseRead: s.leaseRead,
+        maxProposalQueue: s.maxPendingRequests,
+        maxPendingReads: s.maxPendingReads,
+        snapshotProvider: () => this.appliedSnapshotMeta(),
+        bugs: s.bugs,
+      },
+      init,
+    );
+    for (const m of this.members.all()) if (m.id !== host.id) host.peerAddressChanged(m.id, m.peerAddress);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Inputs: ticks, peer messages, client requests
+  // -------------------------------------------------------------------------------------------
+
+  tick(): void {
+    this.ticks++;
+    this.raft.tick();
+    for (const [to, sender] of this.senders) {
+      sender.onTick();
+      if (sender.done) this.senders.delete(to);
+    }
+    this.reissueStaleReads();
+    if (this.role === 'leader' && this.ticks % this.host.settings.heartbeatTick === 0) this.maybePromoteLearners();
+    if (this.queue.length > 0) this.host.schedule();
+  }
+
+  step(m: Message): void {
+    this.raft.step(m);
+  }
+
+  onSnapshotChunk(m: SnapshotChunkMessage): void {
+    const outcome = this.receiver.onChunk(m);
+    if (outcome.kind === 'ignore') return;
+    this.host.send(m.from, outcome.ack);
+    if (outcome.kind === 'complete') {
+      this.host.hooks.snapshot?.({ group: this.group, event: 'received', index: outcome.request.snapshot.index, peer: m.from });
+      this.snapshotStepped = true;
+      this.raft.step(outcome.request);
+    }
+  }
+
+  onSnapshotAck(m: SnapshotAckMessage): void {
+    const sender = this.senders.get(m.from);
+    if (sender === undefined) return;
+    sender.onAck(m);
+    if (sender.done) this.senders.delete(m.from);
+  }
+
+  /** Accepts a write / membership change / transfer; answers through req.finish exactly once. */
+  submit(req: ClientRequest): void {
+    if (this.stopped) {
+      req.finish(new NodeError('shutting_down', 'the node is shutting down'));
+      return;
+    }
+    const pending = this.queue.length + this.proposals.size + this.forwarded.size + this.transfers.size;
+    if (pending >= this.host.settings.maxPendingRequests) {
+      req.finish(
+        new NodeError(
+          'overloaded',
+          `${pending} requests pending in group ${this.group}; the limit maxPendingRequests is ${this.host.settings.maxPendingRequests}`,
+        ),
+      );
+      return;
+    }
+    const wrapped = req.finish;
+    req.finish = (error, result) => {
+      if (req.state === 'done') return;
+      req.state = 'done';
+      req.timer?.cancel();
+      req.timer = null;
+      wrapped(error, result);
+    };
+    req.timer = this.host.clock.setTimeout(() => this.expire(req), Math.max(0, req.deadline - this.host.clock.now()));
+    this.queue.push(req);
+    this.host.schedule();
+  }
+
+  /** A read: serializable ones run at once; linearizable ones wait for a ReadIndex (thesis §6.4). */
+  read(
+    consistency: ReadConsistency,
+    exec: (store: StateStore) => unknown,
+    timeoutMs: number,
+    finish: (error: NodeError | null, value?: unknown) => void,
+  ): void {
+    if (this.stopped) {
+      finish(new NodeError('shutting_down', 'the node is shutting down'));
+      return;
+    }
+    if (consistency === 'serializable') {
+      this.runRead(exec, finish);
+      this.host.hooks.read?.({ group: this.group, consistency, count: 1 });
+      return;
+    }
+    if (this.pendingReadCount >= this.host.settings.maxPendingReads) {
+      finish(
+        new NodeError(
+          'overloaded',
+          `${this.pendingReadCount} reads pending; the limit maxPendingReads is ${this.host.settings.maxPendingReads}`,
+        ),
+      );
+      return;
+    }
+    const r: ReadRequest = { exec, finish, timer: null, done: false };
+    r.timer = this.host.clock.setTimeout(() => {
+      this.finishRead(
+        r,
+        new NodeError('no_quorum', `could not confirm leadership with a quorum within ${timeoutMs} ms (read not served)`),
+      );
+    }, timeoutMs);
+    this.pendingReadCount++;
+    this.newReads.push(r);
+    this.host.schedule();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The Ready loop's per-group steps
+  // -------------------------------------------------------------------------------------------
+
+  /** Before taking a Ready: hand queued requests to raft (or the leader) and batch new reads. */
+  beforeReady(): void {
+    if (this.queue.length > 0) this.flushQueue();
+    if (this.newReads.length > 0) this.flushReads();
+  }
+
+  takeReady(): Ready | null {
+    if (!this.raft.hasReady()) return null;
+    const rd = this.raft.ready();
+    this.host.hooks.readyTaken?.(this.group, rd);
+    if (this.snapshotStepped) {
+      this.snapshotStepped = false;
+      // Raft declined the completed stream (stale, or our log already had it): drop the staging.
+      if (rd.snapshot === undefined) this.receiver.reset();
+    }
+    if (rd.hardState !== undefined) {
+      if (rd.hardState.term < this.term) throw new Error(`group ${this.group}: term went back from ${this.term}`);
+      if (rd.hardState.commit < this.commit) {
+        throw new Error(`group ${this.group}: commit went back from ${this.commit} to ${rd.hardState.commit}`);
+      }
+      this.term = rd.hardState.term;
+      this.commit = rd.hardState.commit;
+    }
+    if (rd.softState !== undefined) this.onSoftState(rd.softState.role, rd.softState.leader);
+    return rd;
+  }
+
+  /**
+   * Installs an accepted incoming snapshot into the store (before its WAL marker is written: a crash
+   * in between is repaired at recovery, ./recovery.ts).
+   */
+  async installSnapshot(meta: SnapshotMeta): Promise<void> {
+    const chunks = this.receiver.staged(meta);
+    if (chunks === null) {
+      throw new Error(`group ${this.group}: raft accepted snapshot ${meta.index}/${meta.term} but nothing is staged for it`);
+    }
+    const header = await this.host.track(this.store.importSnapshot(chunks));
+    const carried = decodeSnapshotMeta(header.metadata);
+    if (carried.index !== meta.index || carried.term !== meta.term) {
+      throw new Error(
+        `group ${this.group}: snapshot data is for ${carried.index}/${carried.term}, raft installed ${meta.index}/${meta.term}`,
+      );
+    }
+    if (header.appliedIndex < meta.index) {
+      throw new Error(`group ${this.group}: snapshot data applied index ${header.appliedIndex} < its meta ${meta.index}`);
+    }
+    await this.host.track(this.store.sync());
+    this.receiver.reset();
+    if (this.stopped) return;
+    this.sessions.load((k) => this.store.getMeta(k));
+    this.members.load((k) => this.store.getMeta(k));
+    for (const m of this.members.all()) if (m.id !== this.host.id) this.host.peerAddressChanged(m.id, m.peerAddress);
+    this.conf = cloneConfState(meta.conf);
+    this.applied = meta.index;
+    if (this.commit < meta.index) this.commit = meta.index;
+    // Proposals covered by the snapshot: their entries were never applied here one by one.
+    for (const [index, req] of this.proposals) {
+      if (index > meta.index) continue;
+      this.proposals.delete(index);
+      this.answerUnseen(req, index === meta.index ? meta.term : undefined);
+    }
+    this.host.hooks.snapshotInstalled?.(this.group, meta);
+    this.host.hooks.snapshot?.({ group: this.group, event: 'installed', index: meta.index });
+    this.serveReads();
+  }
+
+  /** The snapshot marker of an installed snapshot is durable. */
+  snapshotPersisted(meta: SnapshotMeta): void {
+    this.snapshotIndex = meta.index;
+  }
+
+  /** Sends a Ready's messages; raft's 'snapshot' messages become chunked streams. */
+  sendMessages(rd: Ready): void {
+    for (const m of rd.messages) {
+      if (m.type === 'snapshot') this.startSnapshotStream(m);
+      else this.host.send(m.to, { kind: 'raft', message: m });
+    }
+  }
+
+  /** After the Ready is durable and its messages are out: apply, answer, serve reads, advance. */
+  afterPersist(rd: Ready): void {
+    if (rd.committedEntries.length > 0) this.apply(rd.committedEntries);
+    if (rd.readStates.length > 0) this.onReadStates(rd.readStates);
+    this.raft.advance(rd);
+    this.serveReads();
+    this.maybeCompact();
+  }
+
+  /** A compaction marker is durable: raft may drop the log below it, the WAL its segments. */
+  compactionPersisted(meta: SnapshotMeta): boolean {
+    this.compacting = false;
+    if (meta.index <= this.snapshotIndex) return false; // superseded by an installed snapshot
+    this.snapshotIndex = meta.index;
+    this.raft.compact(meta.index, this.host.settings.keepTail);
+    this.host.hooks.snapshot?.({ group: this.group, event: 'compacted', index: meta.index });
+    return true;
+  }
+
+  compactionAbandoned(): void {
+    this.compacting = false;
+  }
+
+  /** Stops: every waiting request is answered (never left hanging). */
+  stop(reason: NodeError): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    const unknown = new NodeError('outcome_unknown', `${reason.message}; the request may or may not have been applied`);
+    for (const r of this.queue) r.finish(reason);
+    this.queue.length = 0;
+    for (const r of this.proposals.values()) r.finish(unknown);
+    this.proposals.clear();
+    for (const r of this.forwarded) r.finish(unknown);
+    this.forwarded.clear();
+    for (const r of this.transfers) r.finish(reason);
+    this.transfers.clear();
+    for (const r of this.newReads) this.finishRead(r, reason);
+    for (const b of this.readBatches.values()) for (const r of b.reads) this.finishRead(r, reason);
+    for (const b of this.readyReads) for (const r of b.reads) this.finishRead(r, reason);
+    this.newReads = [];
+    this.readBatches.clear();
+    this.readyReads = [];
+    for (const s of this.senders.values()) s.abort(false);
+    this.senders.clear();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Status
+  // -------------------------------------------------------------------------------------------
+
+  status(): NodeStatus {
+    const st = this.raft.status();
+    return {
+      id: this.host.id,
+      role: st.role,
+      term: st.term,
+      leader: st.leader,
+      commitIndex: st.commit,
+      lastApplied: st.applied,
+      lastIndex: st.lastIndex,
+      snapshotIndex: this.snapshotIndex,
+      revision: this.store.revision(),
+      members: this.memberList(),
+    };
+  }
+
+  memberList(): MemberInfo[] {
+    return this.members.list(this.conf);
+  }
+
+  get currentLeader(): NodeId | '' {
+    return this.leader;
+  }
+
+  get isLeader(): boolean {
+    return this.role === 'leader';
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  get confState(): ConfState {
+    return this.conf;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Proposals
+  // -------------------------------------------------------------------------------------------
+
+  private flushQueue(): void {
+    const waiting = this.queue.splice(0, this.queue.length);
+    for (const req of waiting) {
+      if (req.state === 'done') continue;
+      if (this.role === 'leader') {
+        this.proposeLocal(req);
+      } else if (req.fromPeer) {
+        req.finish(new NodeError('not_leader', `${this.host.id} is not the leader`, this.leader || undefined));
+      } else {
+        const target = req.hint !== '' ? req.hint : this.leader;
+        if (target === '' || target === this.host.id || (req.hint === '' && this.ticks < req.retryTick)) {
+          this.queue.push(req); // no leader known yet: wait (answered no_quorum at the deadline)
+        } else {
+          this.forwardToLeader(req, target);
+        }
+      }
+    }
+  }
+
+  private proposeLocal(req: ClientRequest): void {
+    const r = req.request;
+    try {
+      switch (r.op) {
+        case 'write': {
+          const cmd: TxnCommand = { txn: r.txn, session: r.session ?? null, time: this.host.clock.wallTime() };
+          const at = this.raft.propose(encodeCommand(cmd));
+          this.trackProposal(req, at);
+          this.host.hooks.proposed?.({ group: this.group, kind: 'write', count: 1 });
+          return;
+        }
+        case 'confChange': {
+          const cc = this.buildConfChange(r.change);
+          const at = this.raft.proposeConfChange(cc);
+          this.trackProposal(req, at);
+          this.host.hooks.proposed?.({ group: this.group, kind: 'confChange', count: 1 });
+          return;
+        }
+        case 'transferLeadership': {
+          const target = r.to ?? this.bestTransferTarget();
+          if (target === undefined) {
+            req.finish(new NodeError('invalid_request', 'no other voter to transfer leadership to'));
+            return;
+          }
+          if (target === this.host.id) {
+            req.finish(null, { op: 'transferLeadership', leader: this.host.id });
+            return;
+          }
+          if (!this.conf.voters.includes(target)) {
+            req.finish(new NodeError('member_not_found', `${target} is not a voter of group ${this.group}`));
+            return;
+          }
+          this.raft.transferLeadership(target);
+          req.state = 'transferring';
+          req.transferTarget = target;
+          this.transfers.add(req);
+          return;
+        }
+      }
+    } catch (e) {
+      if (e instanceof NotLeaderError) {
+        this.queue.push(req); // lost leadership in this very turn: try again (forward) next pass
+        return;
+      }
+      req.finish(toNodeError(e));
+    }
+  }
+
+  private trackProposal(req: ClientRequest, at: { index: number; term: number }): void {
+    req.state = 'proposed';
+    req.proposedIndex = at.index;
+    req.proposedTerm = at.term;
+    const previous = this.proposals.get(at.index);
+    if (previous !== undefined) {
+      // An older proposal at the same index was overwritten by a newer term before we saw it
+      // committed: its entry can never commit at that index (the index now holds another entry).
+      previous.finish(new NodeError('not_leader', DEFINITE_NOT_APPLIED));
+    }
+    this.proposals.set(at.index, req);
+  }
+
+  private forwardToLeader(req: ClientRequest, target: NodeId): void {
+    req.state = 'forwarded';
+    req.hops++;
+    this.forwarded.add(req);
+    const remaining = Math.max(1, req.deadline - this.host.clock.now());
+    this.host.forward(this.group, target, req.request, remaining, (error, result) => {
+      this.forwarded.delete(req);
+      if (req.state === 'done') return;
+      if (error === null) {
+        req.finish(null, result);
+        return;
+      }
+      // 'not_leader' from the peer is definite (it did not propose): try the leader it names.
+      if (error.code === 'not_leader' && req.hops < this.host.settings.maxForwardHops && !this.stopped) {
+        req.state = 'queued';
+        req.hint = error.leader !== undefined && error.leader !== target ? error.leader : '';
+        req.retryTick = this.ticks + 1;
+        this.queue.push(req);
+        this.host.schedule();
+        return;
+      }
+      req.finish(error);
+    });
+  }
+
+  private expire(req: ClientRequest): void {
+    if (req.state === 'done') return;
+    switch (req.state) {
+      case 'queued': {
+        const i = this.queue.indexOf(req);
+        if (i >= 0) this.queue.splice(i, 1);
+        // Never handed to raft or to a leader: certainly not applied.
+        req.finish(new NodeError('no_quorum', `no leader was reachable before the deadline; the request was not proposed`));
+        return;
+      }
+      case 'proposed':
+        this.proposals.delete(req.proposedIndex);
+        req.finish(
+          new NodeError('outcome_unknown', 'proposed but not committed before the deadline; it may still be applied'),
+        );
+        return;
+      case 'forwarded':
+        this.forwarded.delete(req);
+        req.finish(new NodeError('outcome_unknown', 'no answer from the leader before the deadline; it may still be applied'));
+        return;
+      case 'transferring':
+        this.transfers.delete(req);
+        req.finish(new NodeError('no_quorum', `leadership did not move to ${req.transferTarget} before the deadline`));
+        return;
+    }
+  }
+
+  private buildConfChange(change: MembershipRequest): ConfChange {
+    if (isJoint(this.conf)) {
+      throw new NodeError('membership_change_in_progress', 'the group is in a joint configuration; retry once it settles');
+    }
+    switch (change.type) {
+      case 'add': {
+        if (isMember(this.conf, change.id)) throw new NodeError('member_exists', `${change.id} is already a member`);
+        const promote = change.role === 'voter' || this.host.settings.autoPromoteLearners;
+        // Every new member joins as a learner and is promoted once caught up (DESIGN.md §10), so an
+        // empty node never counts toward a quorum it cannot serve.
+        return {
+          changes: [{ type: 'addLearner', node: change.id }],
+          context: encodeMembersContext([
+            { id: change.id, peerAddress: change.peerAddress, clientUrl: change.clientUrl, promote },
+          ]),
+        };
+      }
+      case 'remove':
+        if (!isMember(this.conf, change.id)) throw new NodeError('member_not_found', `${change.id} is not a member`);
+        return { changes: [{ type: 'remove', node: change.id }] };
+      case 'promote':
+        if (!this.conf.learners.includes(change.id)) {
+          throw new NodeError(
+            isMember(this.conf, change.id) ? 'invalid_request' : 'member_not_found',
+            `${change.id} is not a learner`,
+          );
+        }
+        return { changes: [{ type: 'addVoter', node: change.id }] };
+    }
+  }
+
+  /** Leader: promotes learners that asked for it once their log is within the catch-up lag. */
+  private maybePromoteLearners(): void {
+    if (this.conf.learners.length === 0 || isJoint(this.conf)) return;
+    const st = this.raft.status();
+    if (st.progress === undefined) return;
+    for (const id of this.conf.learners) {
+      const m = this.members.get(id);
+      const pr = st.progress[id];
+      if (m === undefined || !m.promote || pr === undefined || !pr.recentActive) continue;
+      if (pr.match + this.host.settings.learnerCatchUpLag < st.lastIndex) continue;
+      try {
+        this.raft.proposeConfChange({ changes: [{ type: 'addVoter', node: id }] });
+        this.host.logger.info({ group: this.group, learner: id, match: pr.match }, 'promoting caught-up learner');
+        this.host.schedule();
+      } catch {
+        // Another change is pending: try again on a later tick.
+      }
+      return;
+    }
+  }
+
+  private bestTransferTarget(): NodeId | undefined {
+    const st = this.raft.status();
+    let best: NodeId | undefined;
+    let bestMatch = -1;
+    for (const id of this.conf.voters) {
+      if (id === this.host.id) continue;
+      const match = st.progress?.[id]?.match ?? 0;
+      if (match > bestMatch) {
+        best = id;
+        bestMatch = match;
+      }
+    }
+    return best;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Apply
+  // -------------------------------------------------------------------------------------------
+
+  private apply(entries: Entry[]): void {
+    const storeApplied = this.store.appliedIndex();
+    const txns: Txn[] = [];
+    const txnSessions: Array<ClientSession | null> = [];
+    const outcomes: EntryOutcome[] = [];
+    const meta: MetaWrite[] = [];
+    /** Requests of this batch by client: a retry committed in the same batch shares the first's result. */
+    const batchSlots = new Map<string, { seq: number; slot: number }>();
+    let confChanged = false;
+    let expected = this.applied + 1;
+    let last: Entry | null = null;
+    for (const e of entries) {
+      if (e.index !== expected) throw new Error(`group ${this.group}: applying ${e.index}, expected ${expected}`);
+      expected++;
+      if (e.index <= storeApplied) {
+        // Already in the store (a snapshot whose data went past its meta): raft still learns conf changes.
+        if (e.type === 'confChange') {
+          const cc = decodeConfChange(e.data);
+          this.conf = this.raft.applyConfChange(cc);
+          this.members.apply(cc, this.conf);
+        }
+        outcomes.push({ kind: 'none' });
+        continue;
+      }
+      last = e;
+      if (e.type === 'confChange') {
+        const cc = decodeConfChange(e.data);
+        this.conf = this.raft.applyConfChange(cc);
+        meta.push(this.members.apply(cc, this.conf));
+        for (const m of this.members.all()) if (m.id !== this.host.id) this.host.peerAddressChanged(m.id, m.peerAddress);
+        confChanged = true;
+        outcomes.push({ kind: 'conf' });
+        continue;
+      }
+      if (e.data.length === 0) {
+        outcomes.push({ kind: 'none' }); // the leader's no-op (thesis §8)
+        continue;
+      }
+      const cmd = decodeCommand(e.data);
+      this.sessions.advanceTime(cmd.time);
+      const session = cmd.session;
+      if (session === null) {
+        outcomes.push({ kind: 'txn', slot: txns.length });
+        txns.push(cmd.txn);
+        txnSessions.push(null);
+        continue;
+      }
+      const verdict = this.sessions.check(session);
+      switch (verdict.kind) {
+        case 'apply':
+          this.sessions.begin(session, e.index);
+          batchSlots.set(session.clientId, { seq: session.seq, slot: txns.length });
+          outcomes.push({ kind: 'txn', slot: txns.length });
+          txns.push(cmd.txn);
+          txnSessions.push(session);
+          break;
+        case 'duplicate': {
+          const inBatch = batchSlots.get(session.clientId);
+          if (inBatch !== undefined && inBatch.seq === session.seq) outcomes.push({ kind: 'txn', slot: inBatch.slot });
+          else if (verdict.result !== null) outcomes.push({ kind: 'result', result: verdict.result });
+          else {
+            outcomes.push({
+              kind: 'error',
+              error: new NodeError(
+                'outcome_unknown',
+                `request ${session.clientId}/${session.seq} was already applied, but its result was lost in a restart`,
+              ),
+            });
+          }
+          break;
+        }
+        case 'stale':
+          outcomes.push({
+            kind: 'error',
+            error: new NodeError(
+              'outcome_unknown',
+              `request ${session.clientId}/${session.seq} is older than the session's last (${verdict.lastSeq}); ` +
+                'it was applied before and its result is no longer kept',
+            ),
+          });
+          break;
+        case 'unknown':
+          outcomes.push({
+            kind: 'error',
+            error: new NodeError(
+              'outcome_unknown',
+              `no session for client ${session.clientId} (expired or evicted) and seq ${session.seq} > 1: ` +
+                'an earlier attempt may have been applied; not applied now — start a new client id',
+            ),
+          });
+          break;
+      }
+    }
+    let results: TxnResult[] = [];
+    if (last !== null) {
+      meta.push(...this.sessions.drainWrites());
+      meta.push({ key: META_APPLIED_TERM, value: packr.pack(last.term) });
+      if (confChanged) meta.push({ key: META_CONF, value: encodeConf(this.conf) });
+      results = this.store.apply({ appliedIndex: last.index, txns, meta });
+      if (results.length !== txns.length) {
+        throw new Error(`group ${this.group}: store returned ${results.length} results for ${txns.length} txns`);
+      }
+      for (let i = 0; i < txns.length; i++) {
+        const s = txnSessions[i];
+        if (s !== null && s !== undefined) this.sessions.setResult(s, results[i]!);
+      }
+    }
+    const hooks = this.host.hooks;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      hooks.entryApplied?.(this.group, e);
+      const req = this.proposals.get(e.index);
+      if (req === undefined) continue;
+      this.proposals.delete(e.index);
+      this.answer(req, e, outcomes[i]!, results);
+    }
+    this.applied = entries[entries.length - 1]!.index;
+    hooks.applied?.({ group: this.group, entries: entries.length, index: this.applied });
+  }
+
+  /** Answers a proposal by the entry committed at its index (Raft log matching: index+term identify it). */
+  private answer(req: ClientRequest, e: Entry, outcome: EntryOutcome, results: TxnResult[]): void {
+    if (req.state === 'done') return;
+    if (e.term !== req.proposedTerm) {
+      // Another entry committed at this index: ours can never commit (one committed entry per index).
+      req.finish(new NodeError('not_leader', DEFINITE_NOT_APPLIED, this.leader || undefined));
+      return;
+    }
+    switch (outcome.kind) {
+      case 'txn':
+        req.finish(null, { op: 'write', result: results[outcome.slot]! });
+        return;
+      case 'result':
+        req.finish(null, { op: 'write', result: outcome.result });
+        return;
+      case 'error':
+        req.finish(outcome.error);
+        return;
+      case 'conf':
+        req.finish(null, { op: 'confChange', members: this.peerMembers() });
+        return;
+      case 'none':
+        this.answerUnseen(req, e.term);
+        return;
+    }
+  }
+
+  /**
+   * A proposal whose entry reached the store without passing through apply here (inside an installed
+   * snapshot). If the committed term at its index is known and differs, it definitely failed; else the
+   * session table may still know its result; otherwise the outcome is unknown.
+   */
+  private answerUnseen(req: ClientRequest, committedTerm: number | undefined): void {
+    if (committedTerm !== undefined && committedTerm !== req.proposedTerm) {
+      req.finish(new NodeError('not_leader', DEFINITE_NOT_APPLIED, this.leader || undefined));
+      return;
+    }
+    const r = req.request;
+    if (r.op === 'write' && r.session !== undefined) {
+      const v = this.sessions.check(r.session);
+      if (v.kind === 'duplicate' && v.result !== null) {
+        req.finish(null, { op: 'write', result: v.result });
+        return;
+      }
+    }
+    req.finish(new NodeError('outcome_unknown', 'the request was overtaken by a snapshot; its outcome is unknown here'));
+  }
+
+  private peerMembers(): PeerMemberInfo[] {
+    return this.memberList().map((m) => ({
+      id: m.id,
+      peerAddress: m.peerAddress,
+      clientUrl: m.clientUrl,
+      role: m.role,
+      leaving: m.leaving === true,
+    }));
+  }
+
+  private onSoftState(role: Role, leader: NodeId | ''): void {
+    const wasLeader = this.role === 'leader';
+    this.role = role;
+    this.leader = leader;
+    this.host.hooks.leaderChanged?.({ group: this.group, leader, role, term: this.term });
+    this.host.logger.info({ group: this.group, role, leader, term: this.term }, 'raft role changed');
+    if (wasLeader && role !== 'leader') {
+      for (const s of this.senders.values()) s.abort(false);
+      this.senders.clear();
+    }
+    if (leader !== '') {
+      for (const req of this.transfers) {
+        if (leader !== this.host.id || req.transferTarget === this.host.id) {
+          this.transfers.delete(req);
+          req.finish(null, { op: 'transferLeadership', leader });
+        }
+      }
+    }
+    this.host.schedule();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads (thesis §6.4: ReadIndex, batched; on followers too)
+  // -------------------------------------------------------------------------------------------
+
+  private flushReads(): void {
+    if (this.leader === '') return; // wait for a leader (answered no_quorum at the deadline)
+    const reads = this.newReads.filter((r) => !r.done);
+    this.newReads = [];
+    if (reads.length === 0) return;
+    const ctx = Buffer.allocUnsafe(this.host.readContextPrefix.length + 6);
+    this.host.readContextPrefix.copy(ctx, 0);
+    ctx.writeUIntBE(this.readSeq++, this.host.readContextPrefix.length, 6);
+    try {
+      this.raft.readIndex(ctx);
+    } catch (e) {
+      if (e instanceof NotLeaderError) {
+        this.newReads = reads;
+        return;
+      }
+      const err = toNodeError(e);
+      for (const r of reads) this.finishRead(r, err);
+      return;
+    }
+    this.readBatches.set(ctx.toString('latin1'), { reads, issuedTick: this.ticks, index: -1 });
+  }
+
+  private onReadStates(states: ReadState[]): void {
+    for (const rs of states) {
+      const key = rs.context.toString('latin1');
+      const batch = this.readBatches.get(key);
+      if (batch === undefined) continue; // re-issued or from an earlier incarnation
+      this.readBatches.delete(key);
+      batch.index = rs.index;
+      this.readyReads.push(batch);
+    }
+  }
+
+  private serveReads(): void {
+    if (this.readyReads.length === 0) return;
+    const waiting: ReadBatch[] = [];
+    let served = 0;
+    for (const b of this.readyReads) {
+      if (b.index > this.applied) {
+        waiting.push(b);
+        continue;
+      }
+      for (const r of b.reads) {
+        if (r.done) continue;
+        this.runRead(r.exec, (error, value) => this.finishRead(r, error, value));
+        served++;
+      }
+    }
+    this.readyReads = waiting;
+    if (served > 0) this.host.hooks.read?.({ group: this.group, consistency: 'linearizable', count: served });
+  }
+
+  /** A batch whose ReadIndex got no answer (lost message, leader change) is asked again. */
+  private reissueStaleReads(): void {
+    if (this.readBatches.size === 0) return;
+    const limit = 2 * this.host.settings.electionTick;
+    for (const [key, b] of this.readBatches) {
+      if (this.ticks - b.issuedTick < limit) continue;
+      this.readBatches.delete(key);
+      for (const r of b.reads) if (!r.done) this.newReads.push(r);
+    }
+    if (this.newReads.length > 0) this.host.schedule();
+  }
+
+  private runRead(exec: (store: StateStore) => unknown, finish: (error: NodeError | null, value?: unknown) => void): void {
+    let value: unknown;
+    try {
+      value = exec(this.store);
+    } catch (e) {
+      finish(toNodeError(e));
+      return;
+    }
+    finish(null, value);
+  }
+
+  private finishRead(r: ReadRequest, error: NodeError | null, value?: unknown): void {
+    if (r.done) return;
+    r.done = true;
+    r.timer?.cancel();
+    this.pendingReadCount--;
+    r.finish(error, value);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Snapshots and compaction
+  // -------------------------------------------------------------------------------------------
+
+  /** The store's applied state, as raft's snapshotProvider (term and conf as of that index). */
+  private appliedSnapshotMeta(): SnapshotMeta {
+    const index = this.applied;
+    const term = index === 0 ? 0 : this.raft.term(index);
+    if (term === undefined) throw new Error(`group ${this.group}: no term known for applied index ${index}`);
+    return { index, term, conf: cloneConfState(this.conf) };
+  }
+
+  private startSnapshotStream(m: SnapshotRequest): void {
+    const existing = this.senders.get(m.to);
+    if (existing !== undefined && !existing.done) return; // one stream per follower at a time
+    // The export is the store's state now, which may be ahead of the meta raft chose a moment ago:
+    // the stream carries the meta of exactly the exported state.
+    const meta = this.appliedSnapshotMeta();
+    if (meta.index === 0) return;
+    const request: SnapshotRequest = { ...m, snapshot: meta };
+    const chunks = this.store.exportSnapshot(encodeSnapshotMeta(meta));
+    const sender = new SnapshotSender(
+      this.group,
+      this.host.id,
+      m.to,
+      this.host.newStreamId(),
+      request,
+      chunks,
+      this.host.settings.snapshotLimits,
+      {
+        now: () => this.host.clock.now(),
+        send: (to, c) => {
+          this.host.send(to, c);
+          this.host.schedule();
+        },
+        finished: (to, ok, index) => {
+          if (this.role === 'leader') this.raft.reportSnapshot(to, ok);
+          this.host.hooks.snapshot?.({ group: this.group, event: ok ? 'streamDone' : 'streamFailed', index, peer: to });
+          this.host.schedule();
+        },
+        track: (p) => this.host.track(p),
+        failed: (e) => this.host.logger.warn({ group: this.group, to: m.to, err: e.message }, 'snapshot export failed'),
+      },
+    );
+    this.senders.set(m.to, sender);
+    this.host.hooks.snapshot?.({ group: this.group, event: 'streamStarted', index: meta.index, peer: m.to });
+    sender.pump();
+  }
+
+  /** Compaction (Raft §7): once enough was applied since the last snapshot, sync the store and mark it. */
+  private maybeCompact(): void {
+    if (this.compacting || this.applied - this.snapshotIndex < this.host.settings.snapshotEntries) return;
+    if (this.store.appliedIndex() !== this.applied) return; // the store is ahead (snapshot catch-up): wait
+    this.compacting = true;
+    const meta = this.appliedSnapshotMeta();
+    this.host.track(this.store.sync()).then(
+      () => {
+        if (this.stopped) return;
+        this.host.queueCompaction(this.group, meta);
+        this.host.schedule();
+      },
+      (e: unknown) => this.host.fatal(e instanceof Error ? e : new Error(String(e))),
+    );
+  }
+}
+
+export function toNodeError(e: unknown): NodeError {
+  if (e instanceof NodeError) return e;
+  if (e instanceof NotLeaderError) return new NodeError('not_leader', e.message, e.leader || undefined);
+  if (e instanceof ProposalDroppedError) {
+    switch (e.reason) {
+      case 'proposal-queue-full':
+      case 'read-queue-full':
+        return new NodeError('overloaded', e.message);
+      case 'conf-change-pending':
+        return new NodeError('membership_change_in_progress', e.message);
+      case 'entry-too-large':
+        return new NodeError('limit_exceeded', e.message);
+      case 'leadership-transfer':
+        return new NodeError('not_leader', `${e.message}; not proposed, retry shortly`);
+      default:
+        return new NodeError('invalid_request', e.message);
+    }
+  }
+  return new NodeError('internal', e instanceof Error ? e.message : String(e));
+}

@@ -1,0 +1,264 @@
+/**
+ * Chunked InstallSnapshot (Raft §7; DESIGN.md §4 "Snapshots"): the leader's driver streams the
+ * store's export to a lagging follower, whose driver stages the chunks and steps raft's 'snapshot'
+ * message only once the whole stream arrived and every chunk's CRC32C verified.
+ *
+ * The stream is go-back-N over an unreliable network: at most `window` chunks unacknowledged; the
+ * receiver accepts chunks only in order and acknowledges cumulatively; on silence the sender
+ * retransmits everything unacknowledged, and gives up after `maxRetransmits` rounds (raft is then
+ * told reportSnapshot(to, false) and will try again later).
+ */
+import { crc32c } from '@node-rs/crc32';
+import type { NodeId, SnapshotMeta, SnapshotRequest } from '../raft/types.js';
+import type { SnapshotAckMessage, SnapshotChunkMessage } from './transport.js';
+import { packr } from './txn-codec.js';
+
+export interface SnapshotStreamLimits {
+  /** Chunks in flight without acknowledgement. */
+  window: number;
+  /** Silence (ms) after which unacknowledged chunks are sent again. */
+  retransmitMs: number;
+  maxRetransmits: number;
+  /** Largest snapshot a follower stages (bytes); a bigger one is refused. */
+  maxStagedBytes: number;
+}
+
+export const DEFAULT_SNAPSHOT_LIMITS: SnapshotStreamLimits = {
+  window: 8,
+  retransmitMs: 1000,
+  maxRetransmits: 10,
+  maxStagedBytes: 1024 * 1024 * 1024,
+};
+
+/** The metadata blob a store export carries: the Raft identity of the snapshot. */
+export function encodeSnapshotMeta(meta: SnapshotMeta): Buffer {
+  const c = meta.conf;
+  return packr.pack([meta.index, meta.term, [c.voters, c.learners, c.votersOutgoing, c.learnersNext, c.autoLeave]]);
+}
+
+export function decodeSnapshotMeta(data: Buffer): SnapshotMeta {
+  const w: unknown = packr.unpack(data);
+  if (!Array.isArray(w) || w.length !== 3 || typeof w[0] !== 'number' || typeof w[1] !== 'number' || !Array.isArray(w[2])) {
+    throw new Error('snapshot metadata: expected [index, term, conf]');
+  }
+  const c = w[2] as unknown[];
+  const ids = (x: unknown): string[] => {
+    if (!Array.isArray(x) || x.some((v) => typeof v !== 'string')) throw new Error('snapshot metadata: bad conf');
+    return x as string[];
+  };
+  return {
+    index: w[0],
+    term: w[1],
+    conf: { voters: ids(c[0]), learners: ids(c[1]), votersOutgoing: ids(c[2]), learnersNext: ids(c[3]), autoLeave: c[4] === true },
+  };
+}
+
+export interface SnapshotSenderHost {
+  now(): number;
+  send(to: NodeId, m: SnapshotChunkMessage): void;
+  /** The stream ended: acknowledged completely (ok) or abandoned. */
+  finished(to: NodeId, ok: boolean, index: number): void;
+  /** Tracks an async store operation (the simulator waits for these to settle). */
+  track<T>(p: Promise<T>): Promise<T>;
+  failed(error: Error): void;
+}
+
+/** One outgoing snapshot stream, leader side. */
+export class SnapshotSender {
+  private readonly unacked: SnapshotChunkMessage[] = [];
+  private nextSeq = 0;
+  private acked = -1;
+  private exhausted = false;
+  private pulling = false;
+  private lastProgress: number;
+  private retransmits = 0;
+  private ended = false;
+  /** Sequence number of the final (empty, `done`) chunk once known. */
+  private finalSeq = -1;
+
+  constructor(
+    readonly group: number,
+    readonly from: NodeId,
+    readonly to: NodeId,
+    readonly stream: string,
+    readonly request: SnapshotRequest,
+    private readonly chunks: AsyncGenerator<Buffer>,
+    private readonly limits: SnapshotStreamLimits,
+    private readonly host: SnapshotSenderHost,
+  ) {
+    this.lastProgress = host.now();
+  }
+
+  get index(): number {
+    return this.request.snapshot.index;
+  }
+
+  get done(): boolean {
+    return this.ended;
+  }
+
+  /** Pulls and sends chunks while the window has room. */
+  pump(): void {
+    if (this.ended || this.pulling || this.exhausted || this.unacked.length >= this.limits.window) return;
+    this.pulling = true;
+    this.host
+      .track(this.chunks.next())
+      .then(
+        (r) => {
+          this.pulling = false;
+          if (this.ended) return;
+          if (r.done === true) {
+            this.exhausted = true;
+            this.finalSeq = this.nextSeq;
+            this.emit(Buffer.alloc(0), this.request);
+          } else {
+            this.emit(r.value, undefined);
+          }
+          this.pump();
+        },
+        (e: unknown) => {
+          this.pulling = false;
+          this.abort(false);
+          this.host.failed(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
+  }
+
+  onAck(m: SnapshotAckMessage): void {
+    if (this.ended || m.stream !== this.stream) return;
+    if (!m.ok) {
+      this.abort(true);
+      return;
+    }
+    if (m.seq <= this.acked) return;
+    if (m.seq >= this.nextSeq) return; // acknowledges something never sent: ignore
+    while (this.unacked.length > 0 && this.unacked[0]!.seq <= m.seq) this.unacked.shift();
+    this.acked = m.seq;
+    this.lastProgress = this.host.now();
+    this.retransmits = 0;
+    if (this.finalSeq >= 0 && this.acked >= this.finalSeq) {
+      this.ended = true;
+      void this.chunks.return(undefined);
+      this.host.finished(this.to, true, this.index);
+      return;
+    }
+    this.pump();
+  }
+
+  /** Called on every tick: retransmits after silence, gives up after too many rounds. */
+  onTick(): void {
+    if (this.ended) return;
+    if (this.host.now() - this.lastProgress < this.limits.retransmitMs) return;
+    if (this.retransmits >= this.limits.maxRetransmits) {
+      this.abort(true);
+      return;
+    }
+    this.retransmits++;
+    this.lastProgress = this.host.now();
+    for (const c of this.unacked) this.host.send(this.to, c);
+  }
+
+  /** Ends the stream early; `report`: tell raft it failed (not when leadership was lost). */
+  abort(report: boolean): void {
+    if (this.ended) return;
+    this.ended = true;
+    void this.chunks.return(undefined).catch(() => {});
+    if (report) this.host.finished(this.to, false, this.index);
+  }
+
+  private emit(data: Buffer, done: SnapshotRequest | undefined): void {
+    const m: SnapshotChunkMessage = {
+      kind: 'snapshotChunk',
+      group: this.group,
+      from: this.from,
+      to: this.to,
+      stream: this.stream,
+      seq: this.nextSeq++,
+      data,
+      crc: crc32c(data),
+    };
+    if (done !== undefined) m.done = done;
+    this.unacked.push(m);
+    this.host.send(this.to, m);
+  }
+}
+
+export type ReceiveOutcome =
+  | { kind: 'ack'; ack: SnapshotAckMessage }
+  | { kind: 'complete'; ack: SnapshotAckMessage; request: SnapshotRequest }
+  | { kind: 'ignore' };
+
+/** The follower's staging area for one incoming stream. */
+export class SnapshotReceiver {
+  private stream = '';
+  private leader: NodeId = '';
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private expected = 0;
+  /** The stream is complete and its 'snapshot' message was stepped into raft. */
+  private completed: SnapshotRequest | null = null;
+
+  constructor(
+    readonly group: number,
+    readonly self: NodeId,
+    private readonly limits: SnapshotStreamLimits,
+  ) {}
+
+  onChunk(m: SnapshotChunkMessage): ReceiveOutcome {
+    if (m.stream !== this.stream) {
+      if (m.seq !== 0) {
+        // A stream we hold nothing of (we restarted, or already gave it up): the sender must start over.
+        return { kind: 'ack', ack: this.ack(m.from, m.stream, -1, false) };
+      }
+      this.reset();
+      this.stream = m.stream;
+      this.leader = m.from;
+    }
+    if (m.from !== this.leader) return { kind: 'ignore' };
+    if (m.seq < this.expected) return { kind: 'ack', ack: this.ack(m.from, m.stream, this.expected - 1, true) };
+    if (m.seq > this.expected || this.completed !== null) return { kind: 'ignore' }; // go-back-N: wait for the gap
+    if (crc32c(m.data) !== m.crc) return { kind: 'ignore' }; // corrupt: the sender retransmits
+    if (this.bytes + m.data.length > this.limits.maxStagedBytes) {
+      const stream = this.stream;
+      this.reset();
+      return { kind: 'ack', ack: this.ack(m.from, stream, -1, false) };
+    }
+    this.chunks.push(m.data);
+    this.bytes += m.data.length;
+    this.expected++;
+    const ack = this.ack(m.from, m.stream, m.seq, true);
+    if (m.done !== undefined) {
+      this.completed = m.done;
+      return { kind: 'complete', ack, request: m.done };
+    }
+    return { kind: 'ack', ack };
+  }
+
+  /** The staged chunks of a completed stream for `meta`, or null. */
+  staged(meta: SnapshotMeta): Buffer[] | null {
+    const c = this.completed;
+    if (c === null || c.snapshot.index !== meta.index || c.snapshot.term !== meta.term) return null;
+    return this.chunks;
+  }
+
+  get hasCompleted(): boolean {
+    return this.completed !== null;
+  }
+
+  get stagedBytes(): number {
+    return this.bytes;
+  }
+
+  reset(): void {
+    this.stream = '';
+    this.leader = '';
+    this.chunks = [];
+    this.bytes = 0;
+    this.expected = 0;
+    this.completed = null;
+  }
+
+  private ack(to: NodeId, stream: string, seq: number, ok: boolean): SnapshotAckMessage {
+    return { kind: 'snapshotAck', group: this.group, from: this.self, to, stream, seq, ok };
+  }
+}
