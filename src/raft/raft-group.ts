@@ -841,6 +841,14 @@ export class RaftGroup implements RaftGroupApi {
     }
     pr.recentActive = true;
     if (m.reject) {
+      if (m.hintIndex === 0 && pr.match === 0 && pr.state === 'probe' && this.snapshotProvider().index > 0) {
+        // The follower shares nothing with our log (a new member, or one that lost its log). It
+        // cannot replay from index 1: the bootstrap configuration is not in the log, only in
+        // snapshots. Initialize it from a snapshot (Raft §7).
+        pr.probeSent = false;
+        this.sendSnapshot(m.from, pr);
+        return;
+      }
       let probeFrom = m.hintIndex;
       if (m.hintTerm > 0) probeFrom = this.log.findConflictByTerm(m.hintIndex, m.hintTerm).index;
       if (pr.maybeDecrTo(m.index, probeFrom)) {

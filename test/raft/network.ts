@@ -81,6 +81,7 @@ export interface AppliedEntry {
   index: number;
   term: number;
   data: string;
+  conf?: true;
 }
 
 export class TestNode {
@@ -147,7 +148,10 @@ export class TestNode {
     for (const e of rd.committedEntries) {
       assert.equal(e.index, this.appliedIndex + 1, `${this.id}: applied out of order`);
       if (e.type === 'confChange') this.conf = this.raft.applyConfChange(decodeConfChange(e.data));
-      this.applied.push({ index: e.index, term: e.term, data: e.data.toString() });
+      const applied: AppliedEntry = { index: e.index, term: e.term, data: e.data.toString('hex') };
+      if (e.type === 'confChange') applied.conf = true;
+      else applied.data = e.data.toString();
+      this.applied.push(applied);
       this.appliedIndex = e.index;
     }
     this.readStates.push(...rd.readStates);
@@ -162,9 +166,9 @@ export class TestNode {
     this.disk.entries = this.disk.entries.filter((e) => e.index >= first);
   }
 
-  /** Data of applied non-empty normal entries, in order. */
+  /** Data of applied non-empty normal entries (not no-ops, not conf changes), in order. */
   appliedData(): string[] {
-    return this.applied.filter((e) => e.data !== '').map((e) => e.data);
+    return this.applied.filter((e) => e.conf === undefined && e.data !== '').map((e) => e.data);
   }
 }
 
