@@ -8,7 +8,9 @@
  */
 
 export interface KeyValue {
+  /** For `get` (and txn get responses) the very Buffer the caller passed; otherwise a fresh copy. */
   key: Buffer;
+  /** Always caller-owned: never shared with the store. */
   value: Buffer;
   /** Revision of the transaction that created the key (since its last deletion). */
   createRevision: number;
@@ -68,11 +70,16 @@ export interface ApplyBatch {
 }
 
 export interface RangeOptions {
-  /** Inclusive start; omitted = from the first key. */
+  /** Inclusive start; omitted (or empty) = from the first key. */
   start?: Buffer;
   /** Exclusive end; omitted = to the last key. */
   end?: Buffer;
+  /**
+   * 1..maxRangeLimit (limits.ts). Omitted: the whole range, but a range holding more than
+   * maxRangeLimit key-values throws StoreLimitError rather than being silently cut.
+   */
   limit?: number;
+  /** Descending order; with a limit, the last `limit` keys of the range. */
   reverse?: boolean;
 }
 
@@ -96,11 +103,16 @@ export interface StateStore {
   getMeta(key: string): Buffer | null;
   /** Makes everything applied so far durable (the store may run without per-apply fsync). */
   sync(): Promise<void>;
-  /** A consistent view as checksummed chunks; applies may continue while it is read. */
+  /**
+   * A consistent view as checksummed chunks (format: snapshot-format.ts); applies may continue while
+   * it is read. The view is pinned when exportSnapshot is called, not at the first next(). Iterate
+   * it to the end or call return(): an LMDB export holds a read transaction until then.
+   */
   exportSnapshot(metadata: Buffer): AsyncGenerator<Buffer>;
   /**
-   * Builds the state from snapshot chunks in a fresh place and swaps it in atomically. On a corrupt
-   * or incomplete stream it throws SnapshotCorruptionError and the old state stays.
+   * Builds the state from snapshot chunks (each Buffer one chunk exactly as exported) in a fresh
+   * place and swaps it in atomically. On a corrupt or incomplete stream it throws
+   * SnapshotCorruptionError and the old state stays. apply() must not be called meanwhile.
    */
   importSnapshot(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<SnapshotHeader>;
   close(): Promise<void>;

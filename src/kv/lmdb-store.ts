@@ -1,0 +1,848 @@
+/**
+ * The LMDB StateStore backend, the default (DESIGN.md §4): an ordered B+tree on disk, larger than
+ * memory, with consistent snapshot reads from LMDB read transactions.
+ *
+ * Layout: one LMDB environment (a directory) with named databases
+ *   control        format record, the active slot, each slot's state record
+ *   kv/0,  meta/0  slot 0: user key space and meta space
+ *   kv/1,  meta/1  slot 1: the same, used to build an imported snapshot
+ * Exactly one slot is active. importSnapshot fills the inactive slot in bounded write transactions
+ * and then, in one transaction, makes it active and clears the old one: the atomic swap. Reads and
+ * exports keep using the old slot until then; a failed import clears the new slot and changes
+ * nothing else; a crash during an import leaves an inactive slot that the next open clears.
+ *
+ * A kv entry is one LMDB value: a 24-byte binary header (create/mod revision, version) and the value
+ * (stored-entry.ts). Keys too long for LMDB go into buckets (long-key-bucket.ts). The state record
+ * (applied index, revision, key counts) is rewritten by every apply in the same transaction as its
+ * writes, so after a crash the node replays the WAL from exactly appliedIndex + 1.
+ */
+import { mkdirSync, realpathSync } from 'node:fs';
+import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
+import {
+  InvalidStoreRequestError,
+  StoreClosedError,
+  StoreCorruptionError,
+  StoreInvariantError,
+  StoreLimitError,
+} from './errors.js';
+import { MAX_CONCURRENT_EXPORTS, resolveStoreLimits, type StoreLimits } from './limits.js';
+import {
+  type BucketMember,
+  bucketKeyOf,
+  decodeBucket,
+  encodeBucket,
+  findMember,
+  memberKey,
+} from './long-key-bucket.js';
+import {
+  type CheckedRange,
+  checkApplyBatch,
+  checkKey,
+  checkSnapshotMetadata,
+  checkRange,
+  metaKeyBytes,
+  prefixRange,
+  rangeTooLarge,
+} from './request-validation.js';
+import { SnapshotChunkReader, SnapshotChunkWriter } from './snapshot-format.js';
+import type {
+  ApplyBatch,
+  KeyValue,
+  RangeOptions,
+  SnapshotHeader,
+  StateStore,
+  TxnResult,
+} from './state-store.js';
+import {
+  copyEntryValue,
+  decodeEntryVersion,
+  ENTRY_HEADER_BYTES,
+  encodeStoredEntry,
+  StoredEntryEncoder,
+} from './stored-entry.js';
+import { type EntryVersion, executeTxn, type TxnStateView } from './txn-engine.js';
+import { readUint64LE, writeUint64LE } from './uint64.js';
+
+/**
+ * Durability and crash safety: why these lmdb options (DESIGN.md §1.2, §4).
+ *
+ * - `overlappingSync: true`: lmdb-js's commit protocol. A commit writes its pages and a meta page
+ *   marked "not yet flushed", releases the write lock, then fsyncs and writes a "flushed" meta page.
+ *   Pages that the last flushed transaction can reach are not reused until a newer flush completes,
+ *   and on open after a reboot (power loss: the OS boot id changed) LMDB starts from the last
+ *   *flushed* meta page. So a crash at any instant, power loss included, leaves the store as of a
+ *   complete committed transaction: never half a batch, never a torn tree.
+ * - Not `noSync`: MDB_NOSYNC lets the kernel write a meta page before the pages it points to, and
+ *   lets new transactions overwrite pages of the last durable tree; power loss could then leave a
+ *   corrupt file, which replaying the WAL cannot repair.
+ * - Not `useWritemap`: with a writable map, pages are modified in place in the file (and a stray
+ *   pointer can damage them); copy-on-write through private buffers keeps old trees intact.
+ * - Commits use NO_SYNC_FLUSH (the "overlapping" mode above). The store is allowed to skip an fsync
+ *   per apply, since the WAL is the durable record; but lmdb-js offers a synchronous commit no way
+ *   to defer its flush (the flush runs on the committing thread right after the write lock is
+ *   released), and the only way to avoid it, noSync, gives up the power-loss guarantee. So each
+ *   apply ends with one flush, which the driver amortizes by applying committed entries in batches,
+ *   and sync() is cheap; it still calls mdb_env_sync so that durability never depends on this.
+ */
+const LMDB_ENV_OPTIONS = {
+  overlappingSync: true,
+  noSync: false,
+  useWritemap: false,
+  noSubdir: false,
+  compression: false,
+  cache: false,
+  maxDbs: 8,
+} as const;
+
+/** ABORTABLE | SYNCHRONOUS_COMMIT | NO_SYNC_FLUSH (lmdb-js TransactionFlags). */
+const COMMIT_FLAGS = 0x1 | 0x2 | 0x10000;
+
+const FORMAT_VERSION = 1;
+const CONTROL_FORMAT = Buffer.from('format');
+const CONTROL_ACTIVE = Buffer.from('active');
+const CONTROL_STATE = [Buffer.from('state/0'), Buffer.from('state/1')] as const;
+const STATE_RECORD_BYTES = 32;
+/** The smallest possible key: the lower bound of a reverse scan that has no start. */
+const SMALLEST_KEY = Buffer.from([0]);
+
+/** Paths open in this process: lmdb-js would share one environment between two stores. */
+const openPaths = new Set<string>();
+
+export interface LmdbStoreOptions {
+  limits?: Partial<StoreLimits>;
+  /**
+   * Keys longer than this are kept in long-key buckets. Fixed when the store is created; the default
+   * (and the maximum) is LMDB's key size limit minus one. Smaller values exist to test buckets.
+   */
+  inlineKeyMaxBytes?: number;
+  /** LMDB page size for a new store, in bytes (default 4096). */
+  pageSize?: number;
+}
+
+interface StoreState {
+  appliedIndex: number;
+  revision: number;
+  keyCount: number;
+  /** Keys stored in long-key buckets; while 0, counts can use LMDB's counting directly. */
+  longKeyCount: number;
+}
+
+function encodeState(state: StoreState): Buffer {
+  const out = Buffer.allocUnsafe(STATE_RECORD_BYTES);
+  writeUint64LE(out, 0, state.appliedIndex);
+  writeUint64LE(out, 8, state.revision);
+  writeUint64LE(out, 16, state.keyCount);
+  writeUint64LE(out, 24, state.longKeyCount);
+  return out;
+}
+
+function decodeState(raw: Buffer | undefined, path: string, slot: number): StoreState {
+  if (raw === undefined || raw.length !== STATE_RECORD_BYTES) {
+    throw new StoreCorruptionError(`${path}: state record of slot ${slot} is missing or malformed`);
+  }
+  const state = {
+    appliedIndex: readUint64LE(raw, 0),
+    revision: readUint64LE(raw, 8),
+    keyCount: readUint64LE(raw, 16),
+    longKeyCount: readUint64LE(raw, 24),
+  };
+  for (const value of Object.values(state)) {
+    if (!Number.isSafeInteger(value))
+      throw new StoreCorruptionError(`${path}: state record of slot ${slot} is malformed`);
+  }
+  return state;
+}
+
+type BinaryDatabase = Database<Buffer, Buffer>;
+
+/** An export in progress: its consistent read transaction and how to end it early. */
+interface OpenExport {
+  stop(): Promise<void>;
+}
+
+export class LmdbStore implements StateStore {
+  readonly limits: StoreLimits;
+  readonly path: string;
+  /** Keys up to this many bytes are LMDB keys themselves; longer ones live in buckets. */
+  readonly inlineKeyMaxBytes: number;
+  private readonly root: RootDatabase<Buffer, Buffer>;
+  private readonly control: BinaryDatabase;
+  private readonly kvSlots: readonly [BinaryDatabase, BinaryDatabase];
+  private readonly metaSlots: readonly [BinaryDatabase, BinaryDatabase];
+  private slot: 0 | 1;
+  private kv: BinaryDatabase;
+  private meta: BinaryDatabase;
+  private state: StoreState;
+  private readonly encoder = new StoredEntryEncoder();
+  private readonly exports = new Set<OpenExport>();
+  private importing = false;
+  private closed = false;
+
+  /**
+   * Opens (creating if needed) the store in directory `path`. Leftovers of an import interrupted by
+   * a crash are cleared. Throws StoreCorruptionError for a directory holding an unknown format.
+   */
+  static open(path: string, options: LmdbStoreOptions = {}): LmdbStore {
+    mkdirSync(path, { recursive: true });
+    const realPath = realpathSync(path);
+    if (openPaths.has(realPath)) {
+      throw new InvalidStoreRequestError(`LMDB store at ${realPath} is already open in this process`);
+    }
+    const root = open<Buffer, Buffer>({
+      ...LMDB_ENV_OPTIONS,
+      path: realPath,
+      pageSize: options.pageSize ?? 4096,
+      keyEncoding: 'binary',
+      encoding: 'binary',
+    });
+    try {
+      const store = new LmdbStore(
+        root,
+        realPath,
+        resolveStoreLimits(options.limits),
+        options.inlineKeyMaxBytes,
+      );
+      openPaths.add(realPath);
+      return store;
+    } catch (error) {
+      void root.close();
+      throw error;
+    }
+  }
+
+  private constructor(
+    root: RootDatabase<Buffer, Buffer>,
+    path: string,
+    limits: StoreLimits,
+    inlineKeyMaxBytes: number | undefined,
+  ) {
+    this.root = root;
+    this.path = path;
+    this.limits = limits;
+    const dbOptions = {
+      keyEncoding: 'binary',
+      encoding: 'binary',
+      compression: false,
+      cache: false,
+    } as const;
+    this.control = root.openDB<Buffer, Buffer>('control', dbOptions);
+    this.kvSlots = [
+      root.openDB<Buffer, Buffer>('kv/0', dbOptions),
+      root.openDB<Buffer, Buffer>('kv/1', dbOptions),
+    ];
+    this.metaSlots = [
+      root.openDB<Buffer, Buffer>('meta/0', dbOptions),
+      root.openDB<Buffer, Buffer>('meta/1', dbOptions),
+    ];
+    const lmdbMaxKey = (this.kvSlots[0] as unknown as { maxKeySize: number }).maxKeySize;
+
+    let format = this.control.getBinary(CONTROL_FORMAT);
+    if (format === undefined) {
+      const inline = inlineKeyMaxBytes ?? lmdbMaxKey - 1;
+      if (!Number.isSafeInteger(inline) || inline < 1 || inline > lmdbMaxKey - 1) {
+        throw new InvalidStoreRequestError(`inlineKeyMaxBytes must be an integer in [1, ${lmdbMaxKey - 1}]`);
+      }
+      if (this.hasEntries(0) + this.hasEntries(1) > 0) {
+        throw new StoreCorruptionError(`${path}: holds key-value data but no format record`);
+      }
+      format = Buffer.alloc(8);
+      format.writeUInt32LE(FORMAT_VERSION, 0);
+      format.writeUInt32LE(inline, 4);
+      const created = format;
+      root.transactionSync(() => {
+        this.control.putSync(CONTROL_FORMAT, created);
+        this.control.putSync(CONTROL_ACTIVE, Buffer.from([0]));
+        this.control.putSync(
+          CONTROL_STATE[0],
+          encodeState({ appliedIndex: 0, revision: 0, keyCount: 0, longKeyCount: 0 }),
+        );
+      }, COMMIT_FLAGS);
+    }
+    if (format.length !== 8) throw new StoreCorruptionError(`${path}: malformed format record`);
+    const version = format.readUInt32LE(0);
+    if (version !== FORMAT_VERSION) {
+      throw new StoreCorruptionError(
+        `${path}: store format version ${version}; this build reads version ${FORMAT_VERSION}`,
+      );
+    }
+    this.inlineKeyMaxBytes = format.readUInt32LE(4);
+    if (this.inlineKeyMaxBytes < 1 || this.inlineKeyMaxBytes + 1 > lmdbMaxKey) {
+      throw new StoreCorruptionError(
+        `${path}: inline key size ${this.inlineKeyMaxBytes} does not fit this LMDB's key limit ${lmdbMaxKey}`,
+      );
+    }
+    if (inlineKeyMaxBytes !== undefined && inlineKeyMaxBytes !== this.inlineKeyMaxBytes) {
+      throw new InvalidStoreRequestError(
+        `${path} was created with inlineKeyMaxBytes ${this.inlineKeyMaxBytes}, not ${inlineKeyMaxBytes}`,
+      );
+    }
+    const active = this.control.getBinary(CONTROL_ACTIVE);
+    if (active === undefined || active.length !== 1 || active[0]! > 1) {
+      throw new StoreCorruptionError(`${path}: malformed active-slot record`);
+    }
+    this.slot = active[0] as 0 | 1;
+    this.kv = this.kvSlots[this.slot];
+    this.meta = this.metaSlots[this.slot];
+    this.state = decodeState(this.control.getBinary(CONTROL_STATE[this.slot]), path, this.slot);
+    // An import interrupted by a crash left a filled inactive slot: clear it.
+    const inactive = (1 - this.slot) as 0 | 1;
+    if (this.hasEntries(inactive) > 0) this.clearSlot(inactive);
+  }
+
+  apply(batch: ApplyBatch): TxnResult[] {
+    this.assertOpen('apply');
+    if (this.importing) throw new StoreInvariantError('apply called while a snapshot import is in progress');
+    checkApplyBatch(batch, this.limits, this.state.appliedIndex);
+    const next: StoreState = { ...this.state };
+    const view = this.writeView(next);
+    const results = this.root.transactionSync(() => {
+      const out: TxnResult[] = new Array(batch.txns.length);
+      for (let i = 0; i < batch.txns.length; i++) {
+        const result = executeTxn(view, batch.txns[i]!, next.revision);
+        next.revision = result.revision;
+        out[i] = result;
+      }
+      if (batch.meta !== undefined) {
+        for (const write of batch.meta) {
+          const key = Buffer.from(write.key, 'utf8');
+          if (write.value === null) this.meta.removeSync(key);
+          else this.meta.putSync(key, write.value);
+        }
+      }
+      next.appliedIndex = batch.appliedIndex;
+      this.control.putSync(CONTROL_STATE[this.slot], encodeState(next));
+      return out;
+    }, COMMIT_FLAGS);
+    // Committed: only now does the cached state move.
+    this.state = next;
+    return results;
+  }
+
+  get(key: Buffer): KeyValue | null {
+    this.assertOpen('get');
+    checkKey(key, this.limits, 'get');
+    return this.readKeyValue(this.kv, key);
+  }
+
+  range(options: RangeOptions): KeyValue[] {
+    this.assertOpen('range');
+    return this.scan(checkRange(options, this.limits, 'range'), 'range');
+  }
+
+  prefix(prefix: Buffer, options?: { limit?: number; reverse?: boolean }): KeyValue[] {
+    this.assertOpen('prefix');
+    return this.scan(checkRange(prefixRange(prefix, options, 'prefix'), this.limits, 'prefix'), 'prefix');
+  }
+
+  count(options: { start?: Buffer; end?: Buffer } = {}): number {
+    this.assertOpen('count');
+    const range = checkRange({ start: options.start, end: options.end }, this.limits, 'count');
+    if (range.empty) return 0;
+    if (range.start === undefined && range.end === undefined) return this.state.keyCount;
+    if (this.state.longKeyCount === 0) return this.kv.getCount(this.lmdbRange(range).options);
+    let n = 0;
+    this.forEachInRange(this.kv, range, undefined, () => {
+      n++;
+      return true;
+    });
+    return n;
+  }
+
+  appliedIndex(): number {
+    return this.state.appliedIndex;
+  }
+
+  revision(): number {
+    return this.state.revision;
+  }
+
+  getMeta(key: string): Buffer | null {
+    this.assertOpen('getMeta');
+    const value = this.meta.getBinary(metaKeyBytes(key, this.limits, 'getMeta'));
+    return value === undefined ? null : value;
+  }
+
+  async sync(): Promise<void> {
+    this.assertOpen('sync');
+    const root = this.root as unknown as { sync(callback: (error?: Error) => void): void };
+    await new Promise<void>((resolve, reject) => {
+      root.sync((error) => (error ? reject(error) : resolve()));
+    });
+  }
+
+  exportSnapshot(metadata: Buffer): AsyncGenerator<Buffer> {
+    this.assertOpen('exportSnapshot');
+    const ownMetadata = checkSnapshotMetadata(metadata);
+    if (this.exports.size >= MAX_CONCURRENT_EXPORTS) {
+      throw new StoreLimitError(
+        'maxConcurrentExports',
+        MAX_CONCURRENT_EXPORTS,
+        this.exports.size + 1,
+        'exportSnapshot: number of concurrent exports',
+      );
+    }
+    // The consistent view is pinned now, at the call (not at the first next()), so the caller can
+    // pair it with the Raft index it read at the same moment.
+    const txn = this.root.useReadTransaction();
+    let stream: SnapshotExportStream;
+    try {
+      const active = this.control.get(CONTROL_ACTIVE, { transaction: txn });
+      const slot = (active?.[0] ?? 0) as 0 | 1;
+      const state = decodeState(this.control.get(CONTROL_STATE[slot], { transaction: txn }), this.path, slot);
+      const inner = this.exportChunks(txn, this.kvSlots[slot], this.metaSlots[slot], state, ownMetadata);
+      stream = new SnapshotExportStream(inner, () => {
+        this.exports.delete(stream);
+        txn.done();
+      });
+    } catch (error) {
+      txn.done();
+      throw error;
+    }
+    this.exports.add(stream);
+    return stream;
+  }
+
+  async importSnapshot(chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<SnapshotHeader> {
+    this.assertOpen('importSnapshot');
+    if (this.importing)
+      throw new StoreInvariantError('importSnapshot called while another import is in progress');
+    this.importing = true;
+    const target = (1 - this.slot) as 0 | 1;
+    const kv = this.kvSlots[target];
+    const meta = this.metaSlots[target];
+    const inlineMax = this.inlineKeyMaxBytes;
+    try {
+      if (this.hasEntries(target) > 0) this.clearSlot(target);
+      const reader = new SnapshotChunkReader(this.limits);
+      let longKeyCount = 0;
+      let bucket: { key: Buffer; members: BucketMember[] } | null = null;
+      const flushBucket = (): void => {
+        if (bucket === null) return;
+        kv.putSync(bucket.key, encodeBucket(bucket.members), { append: true });
+        bucket = null;
+      };
+      for await (const chunk of chunks) {
+        if (this.closed) throw new StoreClosedError('importSnapshot interrupted by close()');
+        const piece = reader.read(chunk);
+        if (piece.kind !== 'data') continue;
+        // One write transaction per chunk (~1 MiB): bounded, and keys arrive sorted, so they append.
+        this.root.transactionSync(() => {
+          for (const entry of piece.meta) meta.putSync(entry.key, entry.value, { append: true });
+          for (const record of piece.keyValues) {
+            if (record.key.length <= inlineMax) {
+              flushBucket();
+              kv.putSync(record.key, this.encoder.encode(record.value, record), { append: true });
+              continue;
+            }
+            longKeyCount++;
+            const bucketKey = bucketKeyOf(record.key, inlineMax);
+            if (bucket !== null && !bucket.key.equals(bucketKey)) flushBucket();
+            if (bucket === null) bucket = { key: bucketKey, members: [] };
+            bucket.members.push({
+              suffix: Buffer.from(record.key.subarray(inlineMax)),
+              entry: encodeStoredEntry(record.value, record),
+            });
+          }
+        }, COMMIT_FLAGS);
+      }
+      const header = reader.end();
+      if (this.closed) throw new StoreClosedError('importSnapshot interrupted by close()');
+      const state: StoreState = {
+        appliedIndex: header.appliedIndex,
+        revision: header.revision,
+        keyCount: header.keyCount,
+        longKeyCount,
+      };
+      const old = this.slot;
+      // The swap: one transaction makes the new slot active and empties the old one.
+      this.root.transactionSync(() => {
+        flushBucket();
+        this.control.putSync(CONTROL_STATE[target], encodeState(state));
+        this.control.putSync(CONTROL_ACTIVE, Buffer.from([target]));
+        this.control.removeSync(CONTROL_STATE[old]);
+        this.kvSlots[old].clearSync();
+        this.metaSlots[old].clearSync();
+      }, COMMIT_FLAGS);
+      this.slot = target;
+      this.kv = kv;
+      this.meta = meta;
+      this.state = state;
+      return header;
+    } catch (error) {
+      if (!this.closed && this.slot !== target) {
+        try {
+          this.clearSlot(target);
+        } catch {
+          // The next open clears the inactive slot; the import's own error matters more.
+        }
+      }
+      throw error;
+    } finally {
+      this.importing = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Cursors must close before their read transactions end; stop() ends each export in order.
+    for (const stream of [...this.exports]) await stream.stop();
+    openPaths.delete(this.path);
+    await this.root.close();
+  }
+
+  private assertOpen(what: string): void {
+    if (this.closed) throw new StoreClosedError(what);
+  }
+
+  private hasEntries(slot: 0 | 1): number {
+    const stats = (db: BinaryDatabase) => (db.getStats() as { entryCount: number }).entryCount;
+    return stats(this.kvSlots[slot]) + stats(this.metaSlots[slot]);
+  }
+
+  private clearSlot(slot: 0 | 1): void {
+    this.root.transactionSync(() => {
+      this.kvSlots[slot].clearSync();
+      this.metaSlots[slot].clearSync();
+    }, COMMIT_FLAGS);
+  }
+
+  /** The TxnStateView of the open write transaction; counts in `state` follow the writes. */
+  private writeView(state: StoreState): TxnStateView {
+    const kv = this.kv;
+    const inlineMax = this.inlineKeyMaxBytes;
+    return {
+      readVersion: (key) => {
+        if (key.length <= inlineMax) {
+          const raw = kv.getBinaryFast(key);
+          return raw === undefined ? null : decodeEntryVersion(raw, raw.length, key);
+        }
+        const members = this.readBucket(kv, key);
+        const at = members === null ? -1 : findMember(members, key.subarray(inlineMax));
+        if (members === null || at < 0) return null;
+        const entry = members[at]!.entry;
+        return decodeEntryVersion(entry, entry.length, key);
+      },
+      readKeyValue: (key) => this.readKeyValue(kv, key),
+      write: (key, value, version: EntryVersion, created) => {
+        if (created) state.keyCount++;
+        if (key.length <= inlineMax) {
+          kv.putSync(key, this.encoder.encode(value, version));
+          return;
+        }
+        if (created) state.longKeyCount++;
+        const bucketKey = bucketKeyOf(key, inlineMax);
+        const members = this.readBucket(kv, key) ?? [];
+        const suffix = Buffer.from(key.subarray(inlineMax));
+        const member = { suffix, entry: encodeStoredEntry(value, version) };
+        const at = findMember(members, suffix);
+        if (at >= 0) members[at] = member;
+        else members.splice(-at - 1, 0, member);
+        kv.putSync(bucketKey, encodeBucket(members));
+      },
+      remove: (key) => {
+        state.keyCount--;
+        if (key.length <= inlineMax) {
+          kv.removeSync(key);
+          return;
+        }
+        state.longKeyCount--;
+        const bucketKey = bucketKeyOf(key, inlineMax);
+        const members = this.readBucket(kv, key);
+        const at = members === null ? -1 : findMember(members, key.subarray(inlineMax));
+        if (members === null || at < 0)
+          throw new StoreInvariantError('remove of a long key that does not exist');
+        members.splice(at, 1);
+        if (members.length === 0) kv.removeSync(bucketKey);
+        else kv.putSync(bucketKey, encodeBucket(members));
+      },
+    };
+  }
+
+  /** The bucket that would hold long key `key`, or null. */
+  private readBucket(kv: BinaryDatabase, key: Buffer): BucketMember[] | null {
+    const bucketKey = bucketKeyOf(key, this.inlineKeyMaxBytes);
+    const raw = kv.getBinaryFast(bucketKey);
+    return raw === undefined ? null : decodeBucket(raw, raw.length, bucketKey);
+  }
+
+  private readKeyValue(kv: BinaryDatabase, key: Buffer): KeyValue | null {
+    const inlineMax = this.inlineKeyMaxBytes;
+    if (key.length <= inlineMax) {
+      // getBinaryFast: lmdb-js's reusable buffer, valid until the next read; decode it at once.
+      const raw = kv.getBinaryFast(key);
+      if (raw === undefined) return null;
+      const length = raw.length;
+      const version = decodeEntryVersion(raw, length, key);
+      return {
+        key,
+        value: copyEntryValue(raw, length),
+        createRevision: version.createRevision,
+        modRevision: version.modRevision,
+        version: version.version,
+      };
+    }
+    const members = this.readBucket(kv, key);
+    const at = members === null ? -1 : findMember(members, key.subarray(inlineMax));
+    if (members === null || at < 0) return null;
+    const entry = members[at]!.entry;
+    const version = decodeEntryVersion(entry, entry.length, key);
+    return { key, value: copyEntryValue(entry, entry.length), ...version };
+  }
+
+  /**
+   * LMDB range options for a user range, and the bounds left to check on bucket members (a bound
+   * longer than inlineKeyMaxBytes falls inside a bucket). See long-key-bucket.ts for why the
+   * mapping keeps bytewise order.
+   */
+  private lmdbRange(range: CheckedRange): {
+    options: {
+      start?: Buffer;
+      end?: Buffer;
+      reverse?: boolean;
+      exclusiveStart?: boolean;
+      inclusiveEnd?: boolean;
+    };
+    low: Buffer | undefined;
+    high: Buffer | undefined;
+  } {
+    const inlineMax = this.inlineKeyMaxBytes;
+    const { start, end } = range;
+    const options: {
+      start?: Buffer;
+      end?: Buffer;
+      reverse?: boolean;
+      exclusiveStart?: boolean;
+      inclusiveEnd?: boolean;
+    } = {};
+    let low: Buffer | undefined;
+    let high: Buffer | undefined;
+    if (!range.reverse) {
+      if (start !== undefined) {
+        if (start.length <= inlineMax) options.start = start;
+        else {
+          options.start = bucketKeyOf(start, inlineMax);
+          low = start;
+        }
+      }
+      if (end !== undefined) {
+        if (end.length <= inlineMax) options.end = end;
+        else {
+          options.end = bucketKeyOf(end, inlineMax);
+          options.inclusiveEnd = true;
+          high = end;
+        }
+      }
+    } else {
+      // lmdb-js walks a reverse range from `start` (the upper end) down to `end` (the lower end).
+      options.reverse = true;
+      if (end !== undefined) {
+        if (end.length <= inlineMax) {
+          options.start = end;
+          options.exclusiveStart = true;
+        } else {
+          options.start = bucketKeyOf(end, inlineMax);
+          high = end;
+        }
+      }
+      options.inclusiveEnd = true;
+      if (start === undefined) options.end = SMALLEST_KEY;
+      else if (start.length <= inlineMax) options.end = start;
+      else {
+        options.end = bucketKeyOf(start, inlineMax);
+        low = start;
+      }
+    }
+    return { options, low, high };
+  }
+
+  /**
+   * Calls `visit` for each key-value of the range in order until it returns false. Values are
+   * decoded only when `visit` needs them (entries are passed as raw stored entries).
+   */
+  private forEachInRange(
+    kv: BinaryDatabase,
+    range: CheckedRange,
+    lmdbLimit: number | undefined,
+    visit: (key: Buffer, entry: Buffer) => boolean,
+    txn?: Transaction,
+  ): void {
+    const inlineMax = this.inlineKeyMaxBytes;
+    const { options, low, high } = this.lmdbRange(range);
+    const iterable = kv.getRange({
+      ...options,
+      ...(lmdbLimit === undefined ? {} : { limit: lmdbLimit }),
+      ...(txn === undefined ? {} : { transaction: txn }),
+    });
+    for (const { key, value } of iterable) {
+      if (key.length !== inlineMax + 1) {
+        if (!visit(key, value)) return;
+        continue;
+      }
+      const members = decodeBucket(value, value.length, key);
+      for (let i = 0; i < members.length; i++) {
+        const member = members[range.reverse ? members.length - 1 - i : i]!;
+        const full = memberKey(key, member.suffix, inlineMax);
+        if (low !== undefined && Buffer.compare(full, low) < 0) continue;
+        if (high !== undefined && Buffer.compare(full, high) >= 0) continue;
+        if (!visit(full, member.entry)) return;
+      }
+    }
+  }
+
+  private scan(range: CheckedRange, where: string): KeyValue[] {
+    if (range.empty) return [];
+    // Without a limit, read one more than allowed to tell "exactly the maximum" from "too many".
+    const want = range.limitGiven ? range.limit : range.limit + 1;
+    const out: KeyValue[] = [];
+    // Each LMDB entry yields at least one key-value, except the (at most two) buckets a long bound
+    // falls into, whose members may all lie outside the range: want + 2 entries always suffice.
+    this.forEachInRange(this.kv, range, want + 2, (key, entry) => {
+      const version = decodeEntryVersion(entry, entry.length, key);
+      out.push({
+        key,
+        value: entry.subarray(ENTRY_HEADER_BYTES),
+        createRevision: version.createRevision,
+        modRevision: version.modRevision,
+        version: version.version,
+      });
+      return out.length < want;
+    });
+    if (!range.limitGiven && out.length > range.limit) throw rangeTooLarge(this.limits, where);
+    return out;
+  }
+
+  /** The export body: meta entries, then key-values, as snapshot chunks from read transaction `txn`. */
+  private async *exportChunks(
+    txn: Transaction,
+    kv: BinaryDatabase,
+    meta: BinaryDatabase,
+    state: StoreState,
+    metadata: Buffer,
+  ): AsyncGenerator<Buffer> {
+    const writer = new SnapshotChunkWriter();
+    yield writer.header({
+      appliedIndex: state.appliedIndex,
+      revision: state.revision,
+      keyCount: state.keyCount,
+      metadata,
+    });
+    // Each walk step runs synchronously until one chunk fills, then the chunk leaves and the walk
+    // resumes after the last key: no LMDB cursor stays open across a yield, and memory stays at
+    // about one chunk.
+    const walk = { resumeAfter: undefined as Buffer | undefined, chunk: null as Buffer | null };
+    for (;;) {
+      walk.chunk = null;
+      const iterable = meta.getRange({
+        transaction: txn,
+        ...(walk.resumeAfter === undefined ? {} : { start: walk.resumeAfter, exclusiveStart: true }),
+      });
+      for (const { key, value } of iterable) {
+        walk.resumeAfter = key;
+        walk.chunk = writer.addMeta(key, value);
+        if (walk.chunk !== null) break;
+      }
+      if (walk.chunk === null) break;
+      yield walk.chunk;
+    }
+    walk.resumeAfter = undefined;
+    const all: CheckedRange = {
+      start: undefined,
+      end: undefined,
+      reverse: false,
+      limit: Number.MAX_SAFE_INTEGER,
+      limitGiven: true,
+      empty: false,
+    };
+    for (;;) {
+      walk.chunk = null;
+      const range = walk.resumeAfter === undefined ? all : { ...all, start: nextKey(walk.resumeAfter) };
+      this.forEachInRange(
+        kv,
+        range,
+        undefined,
+        (key, entry) => {
+          const version = decodeEntryVersion(entry, entry.length, key);
+          walk.resumeAfter = key;
+          walk.chunk = writer.addKeyValue({
+            key,
+            value: entry.subarray(ENTRY_HEADER_BYTES),
+            createRevision: version.createRevision,
+            modRevision: version.modRevision,
+            version: version.version,
+          });
+          return walk.chunk === null;
+        },
+        txn,
+      );
+      if (walk.chunk === null) break;
+      yield walk.chunk;
+    }
+    for (const chunk of writer.finish()) yield chunk;
+  }
+}
+
+/** The smallest key greater than `key`: key ++ 0x00. */
+function nextKey(key: Buffer): Buffer {
+  const out = Buffer.alloc(key.length + 1);
+  key.copy(out);
+  return out;
+}
+
+/**
+ * An export's chunk stream. Ends its read transaction when the stream completes, fails, or is
+ * returned early (including before its first next(), which a plain async generator would not see).
+ */
+class SnapshotExportStream implements AsyncGenerator<Buffer, void, undefined>, OpenExport {
+  private readonly inner: AsyncGenerator<Buffer>;
+  private release: (() => void) | null;
+
+  constructor(inner: AsyncGenerator<Buffer>, release: () => void) {
+    this.inner = inner;
+    this.release = release;
+  }
+
+  async next(): Promise<IteratorResult<Buffer, void>> {
+    try {
+      const result = await this.inner.next();
+      if (result.done) this.finish();
+      return result;
+    } catch (error) {
+      this.finish();
+      throw error;
+    }
+  }
+
+  async return(): Promise<IteratorResult<Buffer, void>> {
+    try {
+      // First let the inner generator close its cursor, then end the transaction under it.
+      await this.inner.return(undefined);
+    } finally {
+      this.finish();
+    }
+    return { done: true, value: undefined };
+  }
+
+  async throw(error: unknown): Promise<IteratorResult<Buffer, void>> {
+    try {
+      await this.inner.return(undefined);
+    } finally {
+      this.finish();
+    }
+    throw error;
+  }
+
+  async stop(): Promise<void> {
+    await this.return();
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private finish(): void {
+    const release = this.release;
+    this.release = null;
+    release?.();
+  }
+}
