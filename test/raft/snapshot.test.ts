@@ -15,6 +15,18 @@ function lagBehindCompaction(keepTail: number): TestNetwork {
   return net;
 }
 
+/** An InstallSnapshot decision from leader a to b (as b's driver steps it once the data is staged). */
+function snapshotFromA(term: number, index: number, snapshotTerm: number, voters: string[]): SnapshotRequest {
+  return {
+    type: 'snapshot',
+    group: 1,
+    from: 'a',
+    to: 'b',
+    term,
+    snapshot: { index, term: snapshotTerm, conf: conf(voters) },
+  };
+}
+
 function snapshotsTo(net: TestNetwork, to: string): number {
   return net.sent.filter((m) => m.type === 'snapshot' && m.to === to).length;
 }
@@ -65,14 +77,7 @@ describe('snapshots and log compaction (Raft §7)', () => {
   it('rejects a stale snapshot (at or below its commit index)', () => {
     const r = newGroup('b', ['a', 'b'], {}, 1, { terms: [1, 1, 1], term: 1, commit: 3 });
     drain(r);
-    const m: SnapshotRequest = {
-      type: 'snapshot',
-      group: 1,
-      from: 'a',
-      to: 'b',
-      term: 1,
-      snapshot: { index: 2, term: 1, conf: conf(['a', 'b']) },
-    };
+    const m = snapshotFromA(1, 2, 1, ['a', 'b']);
     r.step(m);
     const rd = r.ready();
     assert.equal(rd.snapshot, undefined);
@@ -85,14 +90,7 @@ describe('snapshots and log compaction (Raft §7)', () => {
   it('a snapshot whose last entry is in the log only advances the commit index', () => {
     const r = newGroup('b', ['a', 'b'], {}, 1, { terms: [1, 1, 1, 1], term: 1, commit: 1 });
     drain(r);
-    r.step({
-      type: 'snapshot',
-      group: 1,
-      from: 'a',
-      to: 'b',
-      term: 1,
-      snapshot: { index: 3, term: 1, conf: conf(['a', 'b']) },
-    });
+    r.step(snapshotFromA(1, 3, 1, ['a', 'b']));
     const rd = r.ready();
     assert.equal(rd.snapshot, undefined);
     assert.equal(rd.hardState?.commit, 3);
@@ -102,14 +100,7 @@ describe('snapshots and log compaction (Raft §7)', () => {
 
   it('a snapshot that does not include the receiver is refused', () => {
     const r = newGroup('b', ['a', 'b'], {}, 1, { terms: [1], term: 1 });
-    r.step({
-      type: 'snapshot',
-      group: 1,
-      from: 'a',
-      to: 'b',
-      term: 1,
-      snapshot: { index: 5, term: 1, conf: conf(['a', 'c']) },
-    });
+    r.step(snapshotFromA(1, 5, 1, ['a', 'c']));
     drain(r);
     assert.equal(r.status().dropped['snapshot-excludes-self'], 1);
     assert.equal(r.status().lastIndex, 1);
@@ -118,14 +109,7 @@ describe('snapshots and log compaction (Raft §7)', () => {
   it('an accepted snapshot replaces the log and the configuration', () => {
     const r = newGroup('b', ['a', 'b'], {}, 1, { terms: [1, 1], term: 1, commit: 1 });
     drain(r);
-    r.step({
-      type: 'snapshot',
-      group: 1,
-      from: 'a',
-      to: 'b',
-      term: 2,
-      snapshot: { index: 10, term: 2, conf: conf(['a', 'b', 'c']) },
-    });
+    r.step(snapshotFromA(2, 10, 2, ['a', 'b', 'c']));
     const rd = r.ready();
     assert.deepEqual(rd.snapshot?.index, 10);
     assert.equal(
