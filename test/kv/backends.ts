@@ -1,0 +1,70 @@
+/** The store backends the contract and model tests run against. */
+import { join } from 'node:path';
+import type { StoreLimits } from '../../src/kv/limits.js';
+import { LmdbStore } from '../../src/kv/lmdb-store.js';
+import { MemoryStore } from '../../src/kv/memory-store.js';
+import type { StateStore } from '../../src/kv/state-store.js';
+import { removeDir, tempDir } from './helpers.js';
+import type { StoreBackend } from './state-store-contract.js';
+
+/** MemoryStore; "reopen" is what a simulated crash does: back to the state of the last sync(). */
+export function memoryBackend(): StoreBackend {
+  const stores: MemoryStore[] = [];
+  const track = (store: MemoryStore): MemoryStore => {
+    stores.push(store);
+    return store;
+  };
+  return {
+    name: 'MemoryStore',
+    async create(options) {
+      return track(new MemoryStore(options?.limits === undefined ? {} : { limits: options.limits }));
+    },
+    async reopen(store) {
+      const memory = store as MemoryStore;
+      await memory.sync();
+      const copy = memory.durableCopy();
+      await memory.close();
+      return track(copy);
+    },
+    async cleanup() {
+      for (const store of stores.splice(0)) await store.close();
+    },
+  };
+}
+
+/** LmdbStore in a temporary directory; reopen closes the environment and opens the same path. */
+export function lmdbBackend(options: { inlineKeyMaxBytes?: number } = {}): StoreBackend {
+  const dir = tempDir('kv');
+  const paths = new Map<StateStore, string>();
+  let created = 0;
+  const openAt = (path: string, limits: Partial<StoreLimits> | undefined): LmdbStore => {
+    const store = LmdbStore.open(path, {
+      ...(limits === undefined ? {} : { limits }),
+      ...(options.inlineKeyMaxBytes === undefined ? {} : { inlineKeyMaxBytes: options.inlineKeyMaxBytes }),
+    });
+    paths.set(store, path);
+    return store;
+  };
+  return {
+    name:
+      options.inlineKeyMaxBytes === undefined
+        ? 'LmdbStore'
+        : `LmdbStore (inline keys <= ${options.inlineKeyMaxBytes} B)`,
+    async create(createOptions) {
+      return openAt(join(dir, `store-${created++}`), createOptions?.limits);
+    },
+    async reopen(store) {
+      const path = paths.get(store);
+      if (path === undefined) throw new Error('reopen of a store this backend did not open');
+      const limits = (store as LmdbStore).limits;
+      await store.close();
+      paths.delete(store);
+      return openAt(path, limits);
+    },
+    async cleanup() {
+      for (const store of paths.keys()) await store.close();
+      paths.clear();
+      removeDir(dir);
+    },
+  };
+}

@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { open } from 'lmdb';
+import { StoreClosedError, StoreLimitError } from '../../src/kv/errors.js';
+import { MAX_CONCURRENT_EXPORTS, MAX_KEY_BYTES } from '../../src/kv/limits.js';
+import { LmdbStore, type LmdbStoreOptions } from '../../src/kv/lmdb-store.js';
+import { MemoryStore } from '../../src/kv/memory-store.js';
+import type { StateStore } from '../../src/kv/state-store.js';
+import { lmdbBackend, memoryBackend } from './backends.js';
+import { bytes, collect, deleteOp, dump, plain, putOp, removeDir, tempDir, text } from './helpers.js';
+import { runStateStoreContract } from './state-store-contract.js';
+
+const backends = [memoryBackend, () => lmdbBackend(), () => lmdbBackend({ inlineKeyMaxBytes: 2 })];
+
+runStateStoreContract(() => lmdbBackend(), backends);
+// Every key longer than 2 bytes goes through the long-key bucket path.
+runStateStoreContract(() => lmdbBackend({ inlineKeyMaxBytes: 2 }), backends);
+
+describe('LmdbStore', () => {
+  let dir: string;
+  const opened: LmdbStore[] = [];
+  const openStore = (name: string, options: LmdbStoreOptions = {}): LmdbStore => {
+    const store = LmdbStore.open(join(dir, name), options);
+    opened.push(store);
+    return store;
+  };
+  beforeEach(() => {
+    dir = tempDir('kv-lmdb');
+  });
+  afterEach(async () => {
+    for (const store of opened.splice(0)) await store.close();
+    removeDir(dir);
+  });
+
+  it('stores keys up to the 4 KiB limit, beyond what LMDB indexes, in bytewise order', async () => {
+    let store = openStore('long');
+    const inline = store.inlineKeyMaxBytes;
+    assert.ok(inline >= 511 && inline < MAX_KEY_BYTES, `inline key limit ${inline}`);
+    const base = Buffer.alloc(inline, 0x61);
+    const keys = [
+      base.subarray(0, inline - 1),
+      base,
+      Buffer.concat([base, bytes(0x00)]),
+      Buffer.concat([base, bytes(0x00, 0x00)]),
+      Buffer.concat([base, bytes(0x01)]),
+      Buffer.concat([base, Buffer.alloc(MAX_KEY_BYTES - inline, 0xff)]),
+      Buffer.concat([base.subarray(0, inline - 1), bytes(0x62)]),
+      Buffer.concat([base.subarray(0, inline - 1), bytes(0x62), Buffer.alloc(600, 0x10)]),
+      Buffer.alloc(MAX_KEY_BYTES, 0x7a),
+    ];
+    const sorted = [...keys].sort(Buffer.compare).map((k) => k.toString('hex'));
+    store.apply({
+      appliedIndex: 1,
+      txns: [...keys].reverse().map((key, i) => plain(putOp(key, Buffer.from(`v${i}`)))),
+    });
+    const hex = (list: { key: Buffer }[]) => list.map((kv) => kv.key.toString('hex'));
+    const check = (s: StateStore) => {
+      assert.deepEqual(hex(s.range({})), sorted);
+      assert.deepEqual(hex(s.range({ reverse: true })), [...sorted].reverse());
+      assert.deepEqual(hex(s.prefix(base)), sorted.slice(1, 6));
+      assert.deepEqual(hex(s.prefix(base, { reverse: true, limit: 2 })), sorted.slice(4, 6).reverse());
+      assert.deepEqual(
+        hex(s.range({ start: keys[3], end: keys[5] })),
+        [keys[3]!, keys[4]!].map((k) => k.toString('hex')),
+      );
+      assert.deepEqual(
+        hex(s.range({ start: keys[3], end: keys[5], reverse: true })),
+        [keys[4]!, keys[3]!].map((k) => k.toString('hex')),
+      );
+      assert.equal(s.count({ start: keys[2], end: keys[6] }), 4);
+      assert.equal(s.count(), keys.length);
+      for (const key of keys) assert.equal(s.get(key)!.key, key);
+      assert.equal(s.get(Buffer.concat([base, bytes(0x02)])), null);
+    };
+    check(store);
+    const [result] = store.apply({
+      appliedIndex: 2,
+      txns: [
+        {
+          compare: [{ key: keys[5]!, target: 'version', op: '=', value: 1 }],
+          success: [putOp(keys[5]!, text('again')), deleteOp(keys[3]!)],
+          failure: [],
+        },
+      ],
+    });
+    assert.equal(result!.succeeded, true);
+    assert.equal(store.get(keys[5]!)!.version, 2);
+    assert.equal(store.get(keys[3]!), null);
+    store.apply({ appliedIndex: 3, txns: [plain(putOp(keys[3]!, text('back')))] });
+    check(store);
+    const expected = dump(store);
+    await store.close();
+    store = openStore('long');
+    assert.deepEqual(dump(store), expected);
+    const memory = new MemoryStore();
+    await memory.importSnapshot(await collect(store.exportSnapshot(Buffer.alloc(0))));
+    assert.deepEqual(dump(memory), expected);
+    const again = openStore('long-again');
+    await again.importSnapshot(await collect(memory.exportSnapshot(Buffer.alloc(0))));
+    check(again);
+    assert.deepEqual(dump(again), expected);
+  });
+
+  it('clears the leftovers of an import cut short by a crash when it opens', async () => {
+    const source = new MemoryStore();
+    source.apply({
+      appliedIndex: 9,
+      txns: Array.from({ length: 8 }, (_, i) => plain(putOp(text(`s${i}`), Buffer.alloc(400 * 1024, i)))),
+    });
+    const chunks = await collect(source.exportSnapshot(Buffer.alloc(0)));
+    assert.ok(chunks.length >= 4);
+    const path = join(dir, 'crash');
+    const store = LmdbStore.open(path);
+    store.apply({ appliedIndex: 1, txns: [plain(putOp(text('mine'), text('1')))] });
+    const expected = dump(store);
+    // Close the store (as a crash would stop the process) after two data chunks were written.
+    let closing: Promise<void> | undefined;
+    async function* interrupted() {
+      yield chunks[0]!;
+      yield chunks[1]!;
+      yield chunks[2]!;
+      closing = store.close();
+      yield chunks[3]!;
+    }
+    await assert.rejects(store.importSnapshot(interrupted()), StoreClosedError);
+    await closing;
+    const raw = open<Buffer, Buffer>({ path, maxDbs: 8, keyEncoding: 'binary', encoding: 'binary' });
+    const inactive = raw.openDB<Buffer, Buffer>('kv/1', { keyEncoding: 'binary', encoding: 'binary' });
+    assert.ok(inactive.getCount() > 0, 'the interrupted import left data in the inactive slot');
+    await raw.close();
+    const reopened = openStore('crash');
+    assert.deepEqual(dump(reopened), expected);
+    await reopened.close();
+    opened.pop();
+    const check = open<Buffer, Buffer>({ path, maxDbs: 8, keyEncoding: 'binary', encoding: 'binary' });
+    assert.equal(
+      check.openDB<Buffer, Buffer>('kv/1', { keyEncoding: 'binary', encoding: 'binary' }).getCount(),
+      0,
+    );
+    await check.close();
+    const last = openStore('crash');
+    await last.importSnapshot(chunks);
+    assert.deepEqual(dump(last), dump(source));
+  });
+
+  it('keeps an export on its read transaction while an import swaps the state', async () => {
+    const store = openStore('swap');
+    store.apply({
+      appliedIndex: 3,
+      txns: Array.from({ length: 6 }, (_, i) => plain(putOp(text(`old${i}`), Buffer.alloc(300 * 1024, i)))),
+    });
+    const expected = dump(store);
+    const exporting = store.exportSnapshot(text('before'));
+    const first = await exporting.next();
+    const replacement = new MemoryStore();
+    replacement.apply({ appliedIndex: 50, txns: [plain(putOp(text('new'), text('n')))] });
+    await store.importSnapshot(await collect(replacement.exportSnapshot(Buffer.alloc(0))));
+    assert.deepEqual(dump(store), dump(replacement));
+    store.apply({ appliedIndex: 51, txns: [plain(putOp(text('newer'), text('n')))] });
+    const chunks = [first.value as Buffer, ...(await collect(exporting))];
+    const target = new MemoryStore();
+    await target.importSnapshot(chunks);
+    assert.deepEqual(dump(target), expected);
+  });
+
+  it('bounds concurrent exports and releases one returned before it started', async () => {
+    const store = openStore('exports');
+    store.apply({ appliedIndex: 1, txns: [plain(putOp(text('a'), text('1')))] });
+    const streams = Array.from({ length: MAX_CONCURRENT_EXPORTS }, () =>
+      store.exportSnapshot(Buffer.alloc(0)),
+    );
+    assert.throws(
+      () => store.exportSnapshot(Buffer.alloc(0)),
+      (e: unknown) => e instanceof StoreLimitError && e.limit === 'maxConcurrentExports',
+    );
+    await streams[0]!.return(undefined);
+    await collect(streams[1]!);
+    const more = [store.exportSnapshot(Buffer.alloc(0)), store.exportSnapshot(Buffer.alloc(0))];
+    assert.throws(() => store.exportSnapshot(Buffer.alloc(0)), StoreLimitError);
+    // close() ends the exports still open; their streams then report done.
+    await store.close();
+    opened.pop();
+    assert.deepEqual(await streams[2]!.next(), { done: true, value: undefined });
+    assert.deepEqual(await more[0]!.next(), { done: true, value: undefined });
+  });
+
+  it('refuses a second open of the same path and a different inline key size', async () => {
+    openStore('twice', { inlineKeyMaxBytes: 100 });
+    assert.throws(() => LmdbStore.open(join(dir, 'twice')), /already open/);
+    await opened.pop()!.close();
+    assert.throws(
+      () => LmdbStore.open(join(dir, 'twice'), { inlineKeyMaxBytes: 50 }),
+      /inlineKeyMaxBytes 100/,
+    );
+    const store = openStore('twice');
+    assert.equal(store.inlineKeyMaxBytes, 100);
+  });
+});
