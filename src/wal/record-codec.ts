@@ -58,8 +58,13 @@ export function hardStatePayloadBytes(voteBytes: number): number {
 }
 
 function writeU64(buf: Buffer, off: number, value: number): void {
-  buf.writeUInt32LE(value % TWO_32, off);
-  buf.writeUInt32LE(Math.floor(value / TWO_32), off + 4);
+  if (value < TWO_32) {
+    buf.writeUInt32LE(value, off);
+    buf.writeUInt32LE(0, off + 4);
+  } else {
+    buf.writeUInt32LE(value % TWO_32, off);
+    buf.writeUInt32LE(Math.floor(value / TWO_32), off + 4);
+  }
 }
 
 /** Returns -1 when the stored value is not a safe integer (cannot have been written by us). */
@@ -76,7 +81,8 @@ function sealFrame(buf: Buffer, start: number, typeAndPayloadBytes: number): num
   buf.writeUInt32LE(typeAndPayloadBytes, start);
   buf.writeUInt32LE(crc32c(buf.subarray(body, end)), start + 4);
   const next = start + alignUp(FRAME_HEADER_BYTES + typeAndPayloadBytes);
-  if (next > end) buf.fill(0, end, next);
+  // At most 7 bytes of padding: a loop is far cheaper than Buffer.fill's argument handling.
+  for (let i = end; i < next; i++) buf[i] = 0;
   return next;
 }
 
@@ -96,7 +102,8 @@ export function encodeEntry(
   writeU64(buf, p + 5, term);
   writeU64(buf, p + 13, index);
   buf[p + 21] = entryType;
-  buf.set(data, p + 22);
+  if (Buffer.isBuffer(data)) data.copy(buf, p + 22);
+  else buf.set(data, p + 22);
   return sealFrame(buf, start, 1 + ENTRY_FIXED_BYTES + data.length);
 }
 

@@ -26,7 +26,7 @@ import {
 import type { WalHardState, WalRecord } from './types.js';
 
 export interface ValidationContext {
-  groupLog(group: number): GroupLog | undefined;
+  groupLogs: ReadonlyMap<number, GroupLog>;
   segmentSize: number;
   /** Sum of the hard-state payload bytes all groups put in a segment header now. */
   headerHardStateBytes: number;
@@ -41,6 +41,8 @@ export interface ValidatedAppend {
   headerSnapshots: number;
 }
 
+const NO_TERMS: number[] = [];
+
 /** One group's log as the records checked so far would leave it. */
 class GroupOverlay {
   snapshotIndex: number;
@@ -49,8 +51,8 @@ class GroupOverlay {
   hardState: WalHardState | null;
   /** Entries of the real index with index in (snapshotIndex, cut] are still live. */
   private cut: number;
-  /** Terms of the entries this call adds after `cut`. */
-  private readonly added: number[] = [];
+  /** Terms of the entries this call adds after `cut` (allocated on first use: most calls add one). */
+  private added: number[] = NO_TERMS;
   private readonly base: GroupLog | undefined;
 
   constructor(base: GroupLog | undefined) {
@@ -83,6 +85,7 @@ class GroupOverlay {
   }
 
   push(term: number): void {
+    if (this.added === NO_TERMS) this.added = [];
     this.added.push(term);
   }
 
@@ -123,13 +126,22 @@ function checkGroup(value: unknown, position: number): number {
  */
 export function validateAppend(records: readonly WalRecord[], ctx: ValidationContext): ValidatedAppend {
   if (!Array.isArray(records)) throw new WalInvalidRecordError('append expects an array of records');
-  const overlays = new Map<number, GroupOverlay>();
+  // Most calls touch one group: keep its overlay at hand and build a map only for a second one.
+  let lastGroup = -1;
+  let lastOverlay: GroupOverlay | undefined;
+  let overlays: Map<number, GroupOverlay> | null = null;
   const overlay = (group: number): GroupOverlay => {
-    let o = overlays.get(group);
+    if (group === lastGroup) return lastOverlay!;
+    let o = overlays?.get(group);
     if (o === undefined) {
-      o = new GroupOverlay(ctx.groupLog(group));
-      overlays.set(group, o);
+      o = new GroupOverlay(ctx.groupLogs.get(group));
+      if (lastOverlay !== undefined) {
+        overlays ??= new Map([[lastGroup, lastOverlay]]);
+        overlays.set(group, o);
+      }
     }
+    lastGroup = group;
+    lastOverlay = o;
     return o;
   };
   const recordLimit = maxRecordBytes(ctx.segmentSize);

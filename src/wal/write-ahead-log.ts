@@ -51,7 +51,7 @@ import {
   segmentHeaderFrameBytes,
   TRUNCATE_PAYLOAD_BYTES,
 } from './record-codec.js';
-import { headerHardStateBytesOf, validateAppend } from './record-validation.js';
+import { headerHardStateBytesOf, type ValidationContext, validateAppend } from './record-validation.js';
 import { recoverLog, type SegmentFile } from './recovery.js';
 import {
   closeQuietly,
@@ -135,9 +135,8 @@ export class WriteAheadLog {
   private readonly groupLogs: Map<number, GroupLog>;
   /** Live segments by number, ascending (Map keeps insertion order). */
   private readonly segments = new Map<number, SegmentFile>();
-  /** Segment header composition now, for the header size limit. */
-  private headerHardStateBytes = 0;
-  private headerSnapshots = 0;
+  /** What validateAppend checks a call against (the index, and the segment header's size now). */
+  private readonly validation: ValidationContext;
 
   /** Where the next record goes (counts records appended but not yet written). */
   private tailSeq: number;
@@ -196,10 +195,16 @@ export class WriteAheadLog {
     this.tailSize = tail.size;
     this.writtenSeq = tail.seq;
     this.durableHeaderSeq = tail.seq;
+    this.validation = {
+      groupLogs: this.groupLogs,
+      segmentSize: this.segmentSize,
+      headerHardStateBytes: 0,
+      headerSnapshots: 0,
+    };
     for (const g of this.groupLogs.values()) {
-      if (g.hardState !== null) this.headerHardStateBytes += headerHardStateBytesOf(g.hardState);
+      if (g.hardState !== null) this.validation.headerHardStateBytes += headerHardStateBytesOf(g.hardState);
       if (g.hasSnapshot) {
-        this.headerSnapshots++;
+        this.validation.headerSnapshots++;
         this.durableSnapshotIndex.set(g.group, g.snapshotIndex);
       }
     }
@@ -284,12 +289,7 @@ export class WriteAheadLog {
     if (unusable !== null) return Promise.reject(unusable);
     let checked: ReturnType<typeof validateAppend>;
     try {
-      checked = validateAppend(records, {
-        groupLog: (group) => this.groupLogs.get(group),
-        segmentSize: this.segmentSize,
-        headerHardStateBytes: this.headerHardStateBytes,
-        headerSnapshots: this.headerSnapshots,
-      });
+      checked = validateAppend(records, this.validation);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -302,8 +302,8 @@ export class WriteAheadLog {
         ),
       );
     }
-    this.headerHardStateBytes = checked.headerHardStateBytes;
-    this.headerSnapshots = checked.headerSnapshots;
+    this.validation.headerHardStateBytes = checked.headerHardStateBytes;
+    this.validation.headerSnapshots = checked.headerSnapshots;
     const batch = this.pendingBatch();
     try {
       for (const record of records) this.writeRecord(batch, record);

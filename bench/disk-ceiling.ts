@@ -1,0 +1,118 @@
+/**
+ * The disk's durable-write ceiling: a bare loop of 4 KiB write + fdatasync on a pre-allocated
+ * file, with nothing else in the way. The WAL benchmark's figures are read against it.
+ *
+ * Two loops: with synchronous calls (the raw ceiling: no event-loop or thread-pool hop), and with
+ * Node's asynchronous calls (each fdatasync goes through libuv's thread pool, as any non-blocking
+ * Node program's must).
+ */
+import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { build, type Histogram } from 'hdr-histogram-js';
+import { fdatasyncFile, writeFully } from '../src/wal/file-io.js';
+import type { BenchRow } from './bench-row.js';
+
+/**
+ * Latency recording for the storage benchmarks: an HDR histogram in microseconds (3 significant
+ * digits), read out in milliseconds.
+ */
+export class LatencyHistogram {
+  private readonly histogram: Histogram = build({ numberOfSignificantValueDigits: 3 });
+
+  recordMs(ms: number): void {
+    this.histogram.recordValue(Math.max(1, Math.round(ms * 1000)));
+  }
+
+  percentileMs(p: number): number {
+    return this.histogram.getValueAtPercentile(p) / 1000;
+  }
+
+  get count(): number {
+    return this.histogram.totalCount;
+  }
+}
+
+export interface DiskCeiling {
+  /** Synchronous write + fdatasync loop. */
+  opsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Same loop through the asynchronous API (thread pool round trip per call). */
+  asyncOpsPerSec: number;
+  asyncP50Ms: number;
+  asyncP99Ms: number;
+}
+
+const BLOCK = 4096;
+const FILE_BYTES = 64 * 1024 * 1024;
+
+export async function measureDiskCeiling(dir: string, seconds: number): Promise<DiskCeiling> {
+  const path = join(dir, 'disk-ceiling.tmp');
+  const fd = openSync(path, 'w+');
+  try {
+    const zeros = Buffer.alloc(1024 * 1024);
+    for (let offset = 0; offset < FILE_BYTES; offset += zeros.length)
+      writeSync(fd, zeros, 0, zeros.length, offset);
+    fdatasyncSync(fd);
+    const block = Buffer.alloc(BLOCK, 0xa5);
+    const slots = FILE_BYTES / BLOCK;
+
+    const sync = new LatencyHistogram();
+    let ops = 0;
+    const syncStart = performance.now();
+    const syncEnd = syncStart + (seconds * 1000) / 2;
+    for (let now = syncStart; now < syncEnd; ops++) {
+      writeSync(fd, block, 0, BLOCK, (ops % slots) * BLOCK);
+      fdatasyncSync(fd);
+      const after = performance.now();
+      sync.recordMs(after - now);
+      now = after;
+    }
+    const syncOps = ops / ((performance.now() - syncStart) / 1000);
+
+    const async = new LatencyHistogram();
+    ops = 0;
+    const asyncStart = performance.now();
+    const asyncEnd = asyncStart + (seconds * 1000) / 2;
+    for (let now = asyncStart; now < asyncEnd; ops++) {
+      await writeFully(fd, block, 0, BLOCK, (ops % slots) * BLOCK);
+      await fdatasyncFile(fd);
+      const after = performance.now();
+      async.recordMs(after - now);
+      now = after;
+    }
+    const asyncOps = ops / ((performance.now() - asyncStart) / 1000);
+    return {
+      opsPerSec: syncOps,
+      p50Ms: sync.percentileMs(50),
+      p99Ms: sync.percentileMs(99),
+      asyncOpsPerSec: asyncOps,
+      asyncP50Ms: async.percentileMs(50),
+      asyncP99Ms: async.percentileMs(99),
+    };
+  } finally {
+    closeSync(fd);
+    unlinkSync(path);
+  }
+}
+
+export function diskCeilingRows(ceiling: DiskCeiling): BenchRow[] {
+  return [
+    {
+      section: 'disk',
+      case: '4 KiB write + fdatasync (sync calls)',
+      opsPerSec: ceiling.opsPerSec,
+      p50Ms: ceiling.p50Ms,
+      p99Ms: ceiling.p99Ms,
+      note: 'the raw ceiling: reference of the ratios',
+    },
+    {
+      section: 'disk',
+      case: '4 KiB write + fdatasync (async calls)',
+      opsPerSec: ceiling.asyncOpsPerSec,
+      p50Ms: ceiling.asyncP50Ms,
+      p99Ms: ceiling.asyncP99Ms,
+      note: 'through libuv thread pool',
+    },
+  ];
+}
