@@ -22,8 +22,8 @@
  *   kv:   u8 2, u32 key length, key, u32 value length, value, u64 createRevision, u64 modRevision, u64 version
  * Trailer payload: u32 chunk count (header and trailer included), u64 key-value count, u64 meta count.
  *
- * Data chunks close once their payload reaches SNAPSHOT_CHUNK_TARGET_BYTES (a single record larger
- * than that gets a chunk of its own), so a chunk is never larger than the target plus one record.
+ * A data chunk closes as soon as its payload reaches SNAPSHOT_CHUNK_TARGET_BYTES, so its payload is
+ * smaller than the target plus one record; a reader refuses anything larger before checksumming it.
  */
 import { crc32c } from '@node-rs/crc32';
 import { SnapshotCorruptionError, StoreLimitError } from './errors.js';
