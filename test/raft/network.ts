@@ -174,6 +174,14 @@ export class TestNode {
 
 export type Filter = (m: Message) => boolean;
 
+export interface Chaos {
+  random: () => number;
+  /** Probability that a message is lost. */
+  drop: number;
+  /** Probability that a delivered message is delivered twice. */
+  duplicate: number;
+}
+
 export class TestNetwork {
   readonly nodes = new Map<NodeId, TestNode>();
   /** Every message handed out in a Ready, in order (for assertions about what was sent). */
@@ -183,6 +191,8 @@ export class TestNetwork {
   private readonly down = new Set<NodeId>();
   /** Return true to drop a message. */
   filter: Filter | null = null;
+  /** Random loss, duplication and reordering of every delivery batch (seeded). */
+  chaos: Chaos | null = null;
   /** Rewrite a message in flight (e.g. strip entries), applied after the filters. */
   rewrite: ((m: Message) => Message) | null = null;
 
@@ -246,6 +256,10 @@ export class TestNetwork {
     this.down.add(id);
   }
 
+  isDown(id: NodeId): boolean {
+    return this.down.has(id);
+  }
+
   restart(id: NodeId): void {
     this.down.delete(id);
     const n = this.node(id);
@@ -294,6 +308,24 @@ export class TestNetwork {
     to.raft.step(this.rewrite === null ? m : this.rewrite(m));
   }
 
+  private disorder(batch: Message[], c: Chaos): Message[] {
+    const out: Message[] = [];
+    for (const m of batch) {
+      if (c.random() < c.drop) {
+        // A lost snapshot stream is reported by the sending driver, as the contract requires.
+        if (m.type === 'snapshot') this.nodes.get(m.from)?.raft.reportSnapshot(m.to, false);
+        continue;
+      }
+      out.push(m);
+      if (c.random() < c.duplicate) out.push(m);
+    }
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = Math.floor(c.random() * (i + 1));
+      [out[i], out[j]] = [out[j], out[i]];
+    }
+    return out;
+  }
+
   /** Run Ready processing and deliveries until nothing moves. */
   stabilize(maxSteps = 100_000): void {
     for (let steps = 0; steps < maxSteps; steps++) {
@@ -302,7 +334,7 @@ export class TestNetwork {
       if (this.queue.length > 0) {
         const batch = this.queue;
         this.queue = [];
-        for (const m of batch) this.deliver(m);
+        for (const m of this.chaos === null ? batch : this.disorder(batch, this.chaos)) this.deliver(m);
         moved = true;
       }
       if (!moved) return;
