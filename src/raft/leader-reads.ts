@@ -35,7 +35,7 @@ export const MAX_UNCONFIRMED_ROUNDS = 1024;
  * at its recorded index. One heartbeat round thus confirms a whole batch of reads.
  *
  * Reads arriving before the leader has committed an entry of its own term are deferred: until then
- * its commit index may lag entries committed by earlier leaders (thesis §6.4 step 1, §8).
+ * its commit index may lag entries committed by earlier leaders (thesis §6.4 step 1; Raft §8).
  *
  * The same rounds give the lease for lease reads: a quorum echoed a round sent at tick t, so no
  * other leader can be elected before t + electionTick on the followers' clocks (they refuse votes

@@ -531,7 +531,7 @@ export class RaftGroup implements RaftGroupApi {
     // Entries of earlier terms may hide a conf change not yet applied: none may be proposed until
     // everything up to here is applied.
     this.pendingConfIndex = this.log.lastIndex();
-    // Thesis §8 / Raft §5.4.2: commit an entry of the new term at once (a no-op), which commits
+    // Raft §8 / thesis §6.4: commit an entry of the new term at once (a no-op), which commits
     // everything before it and lets the leader learn its commit index for reads.
     this.appendLocal('normal', Buffer.alloc(0));
     this.bcastAppend();
@@ -788,7 +788,7 @@ export class RaftGroup implements RaftGroupApi {
       this.msgs.push(this.appendResponse(m.from, false, lastNew, 0, 0));
       return;
     }
-    // Fast backtracking (Raft §5.3 end, thesis §5.4.2): tell the leader where the logs may match.
+    // Fast backtracking (Raft §5.3 end): tell the leader where the logs may match.
     const hint = this.log.findConflictByTerm(Math.min(m.prevLogIndex, this.log.lastIndex()), m.prevLogTerm);
     this.msgs.push(this.appendResponse(m.from, true, m.prevLogIndex, hint.index, hint.term));
   }

@@ -128,7 +128,7 @@ export class RaftLog {
   }
 
   /**
-   * Fast backtracking (Raft §5.3 end, thesis §5.4.2, etcd's findConflictByTerm): the largest index
+   * Fast backtracking (Raft §5.3 end; etcd's findConflictByTerm): the largest index
    * <= `index` whose term is <= `term`, with its term. Every entry between there and `index` has a
    * term > `term`, so cannot match a log whose entry at `index` has term `term`.
    */

@@ -15,7 +15,7 @@ export type NodeId = string;
 /** WAL stores entryType 0 = normal, 1 = confChange. */
 export type EntryType = 'normal' | 'confChange';
 
-/** A log entry. The leader's no-op on election (thesis §8) is a 'normal' entry with empty data. */
+/** A log entry. The leader's no-op on election (Raft §8) is a 'normal' entry with empty data. */
 export interface Entry {
   term: number;
   index: number;
@@ -136,7 +136,7 @@ export interface AppendResponse extends MessageBase {
   /** Success: the follower's log matches the leader's up to here. Reject: the rejected prevLogIndex. */
   index: number;
   /**
-   * Reject only (fast backtracking, Raft §5.3 end, thesis §5.4.2): the largest index <= min(prevLogIndex,
+   * Reject only (fast backtracking, Raft §5.3 end): the largest index <= min(prevLogIndex,
    * follower's last index) whose term is <= prevLogTerm, and that term.
    */
   hintIndex: number;

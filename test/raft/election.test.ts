@@ -5,7 +5,7 @@ import { preload, TestNetwork } from './network.js';
 import { drain, newGroup, voteRequest } from './util.js';
 
 describe('leader election (Raft §5.2)', () => {
-  it('elects a leader, which commits a no-op of its term everywhere (thesis §8)', () => {
+  it('elects a leader, which commits a no-op of its term everywhere (Raft §8)', () => {
     const net = new TestNetwork(['a', 'b', 'c']);
     net.elect('a');
     for (const id of ['a', 'b', 'c']) {

@@ -202,7 +202,7 @@ describe('log replication (Raft §5.3)', () => {
     });
   });
 
-  describe('fast backtracking (Raft §5.3 end, thesis §5.4.2)', () => {
+  describe('fast backtracking (Raft §5.3 end)', () => {
     it('the follower hints the last index whose term can match', () => {
       // Follower terms [1, 2, 2, 2, 4, 4]; leader probes prev (6, 3): no entry of term <= 3 after index 4.
       const r = newGroup('b', ['a', 'b'], {}, 1, { terms: [1, 2, 2, 2, 4, 4], term: 4 });
