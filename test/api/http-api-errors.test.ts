@@ -552,6 +552,9 @@ describe('HTTP API: node errors map to stable statuses', () => {
   }
 
   it('gives not_leader a leader hint with its client URL', async () => {
+    t.service.setMembers([
+      { id: 'n1', peerAddress: '127.0.0.1:7081', clientUrl: 'http://127.0.0.1:8081', role: 'voter' },
+    ]);
     t.service.failNext('get', new NodeError('not_leader', 'not the leader', 'n1'));
     const reply = await call(t.port, 'GET', '/kv/x');
     assert.equal(reply.status, 503);

@@ -46,7 +46,8 @@ export class MemoryKvService implements KvService {
     this.id = id;
     this.leader = id;
     this.memberList = members ?? [
-      { id, peerAddress: '127.0.0.1:7081', clientUrl: 'http://127.0.0.1:8081', role: 'voter' },
+      // No client URL: a test that needs one sets it, so nothing here ever points at a real port.
+      { id, peerAddress: '127.0.0.1:7081', clientUrl: '', role: 'voter' },
     ];
   }
 
@@ -176,6 +177,11 @@ export class MemoryKvService implements KvService {
     }
     this.leader = target;
     return target;
+  }
+
+  /** Replaces the member list (tests that need real client URLs set them once servers listen). */
+  setMembers(members: MemberInfo[]): void {
+    this.memberList = members.map((m) => ({ ...m }));
   }
 
   /** Direct access for assertions: the stored value, or undefined. */

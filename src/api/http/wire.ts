@@ -52,15 +52,19 @@ export interface WireDeleteResult {
 
 export type WireCompareOp = '=' | '!=' | '<' | '>';
 
-export type WireCompare =
-  | { key: string; target: 'value'; op: WireCompareOp; value: string }
-  | { key: string; target: 'version' | 'createRevision' | 'modRevision'; op: WireCompareOp; value: number }
-  | { key: string; target: 'exists'; exists: boolean };
+/** A transaction compare over keys and values of type B (strings on the wire, bytes in the client). */
+export type CompareOf<B> =
+  | { key: B; target: 'value'; op: WireCompareOp; value: B }
+  | { key: B; target: 'version' | 'createRevision' | 'modRevision'; op: WireCompareOp; value: number }
+  | { key: B; target: 'exists'; exists: boolean };
 
-export type WireRequestOp =
-  | { type: 'put'; key: string; value: string }
-  | { type: 'delete'; key: string }
-  | { type: 'get'; key: string };
+export type RequestOpOf<B> =
+  | { type: 'put'; key: B; value: B }
+  | { type: 'delete'; key: B }
+  | { type: 'get'; key: B };
+
+export type WireCompare = CompareOf<string>;
+export type WireRequestOp = RequestOpOf<string>;
 
 export interface WireTxnRequest {
   encoding?: WireEncoding;
@@ -71,28 +75,34 @@ export interface WireTxnRequest {
   failure?: WireRequestOp[];
 }
 
-export type WireResponseOp =
+export type WriteResponseOp =
   | { type: 'put'; revision: number }
-  | { type: 'delete'; deleted: 0 | 1; revision: number }
-  | { type: 'get'; kv: WireKeyValue | null };
+  | { type: 'delete'; deleted: 0 | 1; revision: number };
 
-export interface WireTxnResult {
+export type ResponseOpOf<KV> = WriteResponseOp | { type: 'get'; kv: KV | null };
+
+export interface TxnResultOf<KV> {
   succeeded: boolean;
   revision: number;
+  responses: ResponseOpOf<KV>[];
+}
+
+export type WireResponseOp = ResponseOpOf<WireKeyValue>;
+
+export interface WireTxnResult extends TxnResultOf<WireKeyValue> {
   /** The encoding of keys and values in `responses`: as asked, except that a write transaction whose
    * results are not valid UTF-8 answers in base64 rather than with an error. */
   encoding: WireEncoding;
-  responses: WireResponseOp[];
 }
 
 export interface WireBatchRequest {
   encoding?: WireEncoding;
-  ops: Array<{ type: 'put'; key: string; value: string } | { type: 'delete'; key: string }>;
+  ops: Exclude<WireRequestOp, { type: 'get' }>[];
 }
 
 export interface WireBatchResult {
   revision: number;
-  responses: Array<{ type: 'put'; revision: number } | { type: 'delete'; deleted: 0 | 1; revision: number }>;
+  responses: WriteResponseOp[];
 }
 
 export type WireMemberRole = 'voter' | 'learner';
