@@ -10,7 +10,9 @@ import { tempDir } from './helpers.js';
 const ROUNDS = 30;
 
 describe('WAL crash test (real processes, kill -9)', () => {
-  it(`loses no acknowledged write and leaves no garbage over ${ROUNDS} rounds`, { timeout: 240_000 }, async () => {
+  it(`loses no acknowledged write and leaves no garbage over ${ROUNDS} rounds`, {
+    timeout: 240_000,
+  }, async () => {
     const { dir, cleanup } = tempDir('atlas-wal-crash-');
     const seed = Date.now() % 1_000_000_007;
     try {
