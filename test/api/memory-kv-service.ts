@@ -59,6 +59,10 @@ export class MemoryKvService implements KvService {
     this.faults.set(method, list);
   }
 
+  clearFaults(): void {
+    this.faults.clear();
+  }
+
   /** Holds every call until the returned function is called. */
   hold(): () => void {
     let release!: () => void;
