@@ -28,3 +28,19 @@ export class NodeError extends Error {
     this.name = 'NodeError';
   }
 }
+
+/** Every NodeErrorCode, for validating codes that arrive from elsewhere (a peer's forwarded answer). */
+export const NODE_ERROR_CODES: readonly NodeErrorCode[] = [
+  'not_leader',
+  'no_quorum',
+  'outcome_unknown',
+  'overloaded',
+  'limit_exceeded',
+  'invalid_request',
+  'member_not_found',
+  'member_exists',
+  'membership_change_in_progress',
+  'shutting_down',
+  'disk_full',
+  'internal',
+];

@@ -255,7 +255,8 @@ export class GroupReplica {
       if (sender.done) this.senders.delete(to);
     }
     this.reissueStaleReads();
-    if (this.role === 'leader' && this.ticks % this.host.settings.heartbeatTick === 0) this.maybePromoteLearners();
+    if (this.role === 'leader' && this.ticks % this.host.settings.heartbeatTick === 0)
+      this.maybePromoteLearners();
     if (this.queue.length > 0) this.host.schedule();
   }
 
@@ -268,7 +269,12 @@ export class GroupReplica {
     if (outcome.kind === 'ignore') return;
     this.host.send(m.from, outcome.ack);
     if (outcome.kind === 'complete') {
-      this.host.hooks.snapshot?.({ group: this.group, event: 'received', index: outcome.request.snapshot.index, peer: m.from });
+      this.host.hooks.snapshot?.({
+        group: this.group,
+        event: 'received',
+        index: outcome.request.snapshot.index,
+        peer: m.from,
+      });
       this.snapshotStepped = true;
       this.raft.step(outcome.request);
     }
@@ -305,7 +311,10 @@ export class GroupReplica {
       req.timer = null;
       wrapped(error, result);
     };
-    req.timer = this.host.clock.setTimeout(() => this.expire(req), Math.max(0, req.deadline - this.host.clock.now()));
+    req.timer = this.host.clock.setTimeout(
+      () => this.expire(req),
+      Math.max(0, req.deadline - this.host.clock.now()),
+    );
     this.queue.push(req);
     this.host.schedule();
   }
@@ -339,7 +348,10 @@ export class GroupReplica {
     r.timer = this.host.clock.setTimeout(() => {
       this.finishRead(
         r,
-        new NodeError('no_quorum', `could not confirm leadership with a quorum within ${timeoutMs} ms (read not served)`),
+        new NodeError(
+          'no_quorum',
+          `could not confirm leadership with a quorum within ${timeoutMs} ms (read not served)`,
+        ),
       );
     }, timeoutMs);
     this.pendingReadCount++;
@@ -367,9 +379,12 @@ export class GroupReplica {
       if (rd.snapshot === undefined) this.receiver.reset();
     }
     if (rd.hardState !== undefined) {
-      if (rd.hardState.term < this.term) throw new Error(`group ${this.group}: term went back from ${this.term}`);
+      if (rd.hardState.term < this.term)
+        throw new Error(`group ${this.group}: term went back from ${this.term}`);
       if (rd.hardState.commit < this.commit) {
-        throw new Error(`group ${this.group}: commit went back from ${this.commit} to ${rd.hardState.commit}`);
+        throw new Error(
+          `group ${this.group}: commit went back from ${this.commit} to ${rd.hardState.commit}`,
+        );
       }
       this.term = rd.hardState.term;
       this.commit = rd.hardState.commit;
@@ -385,7 +400,9 @@ export class GroupReplica {
   async installSnapshot(meta: SnapshotMeta): Promise<void> {
     const chunks = this.receiver.staged(meta);
     if (chunks === null) {
-      throw new Error(`group ${this.group}: raft accepted snapshot ${meta.index}/${meta.term} but nothing is staged for it`);
+      throw new Error(
+        `group ${this.group}: raft accepted snapshot ${meta.index}/${meta.term} but nothing is staged for it`,
+      );
     }
     const header = await this.host.track(this.store.importSnapshot(chunks));
     const carried = decodeSnapshotMeta(header.metadata);
@@ -395,14 +412,17 @@ export class GroupReplica {
       );
     }
     if (header.appliedIndex < meta.index) {
-      throw new Error(`group ${this.group}: snapshot data applied index ${header.appliedIndex} < its meta ${meta.index}`);
+      throw new Error(
+        `group ${this.group}: snapshot data applied index ${header.appliedIndex} < its meta ${meta.index}`,
+      );
     }
     await this.host.track(this.store.sync());
     this.receiver.reset();
     if (this.stopped) return;
     this.sessions.load((k) => this.store.getMeta(k));
     this.members.load((k) => this.store.getMeta(k));
-    for (const m of this.members.all()) if (m.id !== this.host.id) this.host.peerAddressChanged(m.id, m.peerAddress);
+    for (const m of this.members.all())
+      if (m.id !== this.host.id) this.host.peerAddressChanged(m.id, m.peerAddress);
     this.conf = cloneConfState(meta.conf);
     this.applied = meta.index;
     if (this.commit < meta.index) this.commit = meta.index;
@@ -457,7 +477,10 @@ export class GroupReplica {
   stop(reason: NodeError): void {
     if (this.stopped) return;
     this.stopped = true;
-    const unknown = new NodeError('outcome_unknown', `${reason.message}; the request may or may not have been applied`);
+    const unknown = new NodeError(
+      'outcome_unknown',
+      `${reason.message}; the request may or may not have been applied`,
+    );
     for (const r of this.queue) r.finish(reason);
     this.queue.length = 0;
     for (const r of this.proposals.values()) r.finish(unknown);
@@ -527,7 +550,9 @@ export class GroupReplica {
       if (this.role === 'leader') {
         this.proposeLocal(req);
       } else if (req.fromPeer) {
-        req.finish(new NodeError('not_leader', `${this.host.id} is not the leader`, this.leader || undefined));
+        req.finish(
+          new NodeError('not_leader', `${this.host.id} is not the leader`, this.leader || undefined),
+        );
       } else {
         const target = req.hint !== '' ? req.hint : this.leader;
         if (target === '' || target === this.host.id || (req.hint === '' && this.ticks < req.retryTick)) {
@@ -544,7 +569,11 @@ export class GroupReplica {
     try {
       switch (r.op) {
         case 'write': {
-          const cmd: TxnCommand = { txn: r.txn, session: r.session ?? null, time: this.host.clock.wallTime() };
+          const cmd: TxnCommand = {
+            txn: r.txn,
+            session: r.session ?? null,
+            time: this.host.clock.wallTime(),
+          };
           const at = this.raft.propose(encodeCommand(cmd));
           this.trackProposal(req, at);
           this.host.hooks.proposed?.({ group: this.group, kind: 'write', count: 1 });
@@ -632,33 +661,52 @@ export class GroupReplica {
         const i = this.queue.indexOf(req);
         if (i >= 0) this.queue.splice(i, 1);
         // Never handed to raft or to a leader: certainly not applied.
-        req.finish(new NodeError('no_quorum', `no leader was reachable before the deadline; the request was not proposed`));
+        req.finish(
+          new NodeError(
+            'no_quorum',
+            `no leader was reachable before the deadline; the request was not proposed`,
+          ),
+        );
         return;
       }
       case 'proposed':
         this.proposals.delete(req.proposedIndex);
         req.finish(
-          new NodeError('outcome_unknown', 'proposed but not committed before the deadline; it may still be applied'),
+          new NodeError(
+            'outcome_unknown',
+            'proposed but not committed before the deadline; it may still be applied',
+          ),
         );
         return;
       case 'forwarded':
         this.forwarded.delete(req);
-        req.finish(new NodeError('outcome_unknown', 'no answer from the leader before the deadline; it may still be applied'));
+        req.finish(
+          new NodeError(
+            'outcome_unknown',
+            'no answer from the leader before the deadline; it may still be applied',
+          ),
+        );
         return;
       case 'transferring':
         this.transfers.delete(req);
-        req.finish(new NodeError('no_quorum', `leadership did not move to ${req.transferTarget} before the deadline`));
+        req.finish(
+          new NodeError('no_quorum', `leadership did not move to ${req.transferTarget} before the deadline`),
+        );
         return;
     }
   }
 
   private buildConfChange(change: MembershipRequest): ConfChange {
     if (isJoint(this.conf)) {
-      throw new NodeError('membership_change_in_progress', 'the group is in a joint configuration; retry once it settles');
+      throw new NodeError(
+        'membership_change_in_progress',
+        'the group is in a joint configuration; retry once it settles',
+      );
     }
     switch (change.type) {
       case 'add': {
-        if (isMember(this.conf, change.id)) throw new NodeError('member_exists', `${change.id} is already a member`);
+        if (isMember(this.conf, change.id))
+          throw new NodeError('member_exists', `${change.id} is already a member`);
         const promote = change.role === 'voter' || this.host.settings.autoPromoteLearners;
         // Every new member joins as a learner and is promoted once caught up (DESIGN.md §10), so an
         // empty node never counts toward a quorum it cannot serve.
@@ -670,7 +718,8 @@ export class GroupReplica {
         };
       }
       case 'remove':
-        if (!isMember(this.conf, change.id)) throw new NodeError('member_not_found', `${change.id} is not a member`);
+        if (!isMember(this.conf, change.id))
+          throw new NodeError('member_not_found', `${change.id} is not a member`);
         return { changes: [{ type: 'remove', node: change.id }] };
       case 'promote':
         if (!this.conf.learners.includes(change.id)) {
@@ -695,7 +744,10 @@ export class GroupReplica {
       if (pr.match + this.host.settings.learnerCatchUpLag < st.lastIndex) continue;
       try {
         this.raft.proposeConfChange({ changes: [{ type: 'addVoter', node: id }] });
-        this.host.logger.info({ group: this.group, learner: id, match: pr.match }, 'promoting caught-up learner');
+        this.host.logger.info(
+          { group: this.group, learner: id, match: pr.match },
+          'promoting caught-up learner',
+        );
         this.host.schedule();
       } catch {
         // Another change is pending: try again on a later tick.
@@ -735,7 +787,8 @@ export class GroupReplica {
     let expected = this.applied + 1;
     let last: Entry | null = null;
     for (const e of entries) {
-      if (e.index !== expected) throw new Error(`group ${this.group}: applying ${e.index}, expected ${expected}`);
+      if (e.index !== expected)
+        throw new Error(`group ${this.group}: applying ${e.index}, expected ${expected}`);
       expected++;
       if (e.index <= storeApplied) {
         // Already in the store (a snapshot whose data went past its meta): raft still learns conf changes.
@@ -752,7 +805,8 @@ export class GroupReplica {
         const cc = decodeConfChange(e.data);
         this.conf = this.raft.applyConfChange(cc);
         meta.push(this.members.apply(cc, this.conf));
-        for (const m of this.members.all()) if (m.id !== this.host.id) this.host.peerAddressChanged(m.id, m.peerAddress);
+        for (const m of this.members.all())
+          if (m.id !== this.host.id) this.host.peerAddressChanged(m.id, m.peerAddress);
         confChanged = true;
         outcomes.push({ kind: 'conf' });
         continue;
@@ -781,7 +835,8 @@ export class GroupReplica {
           break;
         case 'duplicate': {
           const inBatch = batchSlots.get(session.clientId);
-          if (inBatch !== undefined && inBatch.seq === session.seq) outcomes.push({ kind: 'txn', slot: inBatch.slot });
+          if (inBatch !== undefined && inBatch.seq === session.seq)
+            outcomes.push({ kind: 'txn', slot: inBatch.slot });
           else if (verdict.result !== null) outcomes.push({ kind: 'result', result: verdict.result });
           else {
             outcomes.push({
@@ -823,7 +878,9 @@ export class GroupReplica {
       if (confChanged) meta.push({ key: META_CONF, value: encodeConf(this.conf) });
       results = this.store.apply({ appliedIndex: last.index, txns, meta });
       if (results.length !== txns.length) {
-        throw new Error(`group ${this.group}: store returned ${results.length} results for ${txns.length} txns`);
+        throw new Error(
+          `group ${this.group}: store returned ${results.length} results for ${txns.length} txns`,
+        );
       }
       for (let i = 0; i < txns.length; i++) {
         const s = txnSessions[i];
@@ -888,7 +945,12 @@ export class GroupReplica {
         return;
       }
     }
-    req.finish(new NodeError('outcome_unknown', 'the request was overtaken by a snapshot; its outcome is unknown here'));
+    req.finish(
+      new NodeError(
+        'outcome_unknown',
+        'the request was overtaken by a snapshot; its outcome is unknown here',
+      ),
+    );
   }
 
   private peerMembers(): PeerMemberInfo[] {
@@ -990,7 +1052,10 @@ export class GroupReplica {
     if (this.newReads.length > 0) this.host.schedule();
   }
 
-  private runRead(exec: (store: StateStore) => unknown, finish: (error: NodeError | null, value?: unknown) => void): void {
+  private runRead(
+    exec: (store: StateStore) => unknown,
+    finish: (error: NodeError | null, value?: unknown) => void,
+  ): void {
     let value: unknown;
     try {
       value = exec(this.store);
@@ -1046,11 +1111,17 @@ export class GroupReplica {
         },
         finished: (to, ok, index) => {
           if (this.role === 'leader') this.raft.reportSnapshot(to, ok);
-          this.host.hooks.snapshot?.({ group: this.group, event: ok ? 'streamDone' : 'streamFailed', index, peer: to });
+          this.host.hooks.snapshot?.({
+            group: this.group,
+            event: ok ? 'streamDone' : 'streamFailed',
+            index,
+            peer: to,
+          });
           this.host.schedule();
         },
         track: (p) => this.host.track(p),
-        failed: (e) => this.host.logger.warn({ group: this.group, to: m.to, err: e.message }, 'snapshot export failed'),
+        failed: (e) =>
+          this.host.logger.warn({ group: this.group, to: m.to, err: e.message }, 'snapshot export failed'),
       },
     );
     this.senders.set(m.to, sender);

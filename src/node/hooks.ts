@@ -7,7 +7,13 @@
 import type { Entry, HardState, NodeId, Ready, Role, SnapshotMeta } from '../raft/types.js';
 import type { ReadConsistency } from './kv-service.js';
 
-export type SnapshotEvent = 'streamStarted' | 'streamDone' | 'streamFailed' | 'received' | 'installed' | 'compacted';
+export type SnapshotEvent =
+  | 'streamStarted'
+  | 'streamDone'
+  | 'streamFailed'
+  | 'received'
+  | 'installed'
+  | 'compacted';
 
 export interface NodeHooks {
   // --- metrics -------------------------------------------------------------------------------
@@ -27,7 +33,13 @@ export interface NodeHooks {
 
   // --- fine-grained observation (the simulator's invariant checks) -------------------------
   /** The state a group recovered from durable storage, before its raft is constructed. */
-  recovered?(e: { group: number; hardState: HardState; snapshot: SnapshotMeta | null; entries: Entry[]; applied: number }): void;
+  recovered?(e: {
+    group: number;
+    hardState: HardState;
+    snapshot: SnapshotMeta | null;
+    entries: Entry[];
+    applied: number;
+  }): void;
   /** A Ready was taken from a group's raft (before it is persisted). */
   readyTaken?(group: number, rd: Ready): void;
   /** One committed entry was applied to the state machine (or skipped: already in the store). */

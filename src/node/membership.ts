@@ -59,10 +59,17 @@ export function decodeConf(data: Buffer): ConfState {
   const w: unknown = packr.unpack(data);
   if (!Array.isArray(w) || w.length !== 5) throw new Error('conf state: expected a 5-element array');
   const ids = (x: unknown): NodeId[] => {
-    if (!Array.isArray(x) || x.some((v) => typeof v !== 'string')) throw new Error('conf state: expected id lists');
+    if (!Array.isArray(x) || x.some((v) => typeof v !== 'string'))
+      throw new Error('conf state: expected id lists');
     return x as NodeId[];
   };
-  return { voters: ids(w[0]), learners: ids(w[1]), votersOutgoing: ids(w[2]), learnersNext: ids(w[3]), autoLeave: w[4] === true };
+  return {
+    voters: ids(w[0]),
+    learners: ids(w[1]),
+    votersOutgoing: ids(w[2]),
+    learnersNext: ids(w[3]),
+    autoLeave: w[4] === true,
+  };
 }
 
 export function emptyConf(): ConfState {

@@ -8,7 +8,12 @@
  * virtual disk latency) and the randomness of a crash.
  */
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
-import { EMPTY_HARD_STATE, type GroupLogWrite, type LogStorage, type RecoveredGroupLog } from './log-storage.js';
+import {
+  EMPTY_HARD_STATE,
+  type GroupLogWrite,
+  type LogStorage,
+  type RecoveredGroupLog,
+} from './log-storage.js';
 
 /** The unit a crash keeps or loses: one WAL record. */
 type LogRecord =
@@ -71,12 +76,18 @@ export class MemoryLogStorage implements LogStorage {
     const records: LogRecord[] = [];
     for (const w of writes) {
       if (w.snapshot !== undefined) {
-        records.push({ kind: 'snapshot', group: w.group, meta: cloneMeta(w.snapshot), discardLog: w.discardLog === true });
+        records.push({
+          kind: 'snapshot',
+          group: w.group,
+          meta: cloneMeta(w.snapshot),
+          discardLog: w.discardLog === true,
+        });
       }
       for (let i = 0; i < w.entries.length; i++) {
         records.push({ kind: 'entry', group: w.group, entry: w.entries[i]!, truncate: i === 0 });
       }
-      if (w.hardState !== undefined) records.push({ kind: 'hardState', group: w.group, hardState: { ...w.hardState } });
+      if (w.hardState !== undefined)
+        records.push({ kind: 'hardState', group: w.group, hardState: { ...w.hardState } });
     }
     this.recordsWritten += records.length;
     const pending: PendingAppend = { records, done };
@@ -146,7 +157,9 @@ export class MemoryLogStorage implements LogStorage {
       case 'snapshot': {
         const previous = s.snapshot?.index ?? 0;
         if (r.meta.index < previous) {
-          throw new Error(`group ${r.group}: snapshot marker ${r.meta.index} below the durable one at ${previous}`);
+          throw new Error(
+            `group ${r.group}: snapshot marker ${r.meta.index} below the durable one at ${previous}`,
+          );
         }
         if (r.discardLog) {
           s.entries = [];
@@ -168,7 +181,8 @@ export class MemoryLogStorage implements LogStorage {
           throw new Error(`group ${r.group}: entry ${index} leaves a gap after ${base + s.entries.length}`);
         }
         if (offset < s.entries.length) {
-          if (!r.truncate) throw new Error(`group ${r.group}: entry ${index} overwrites without a truncation`);
+          if (!r.truncate)
+            throw new Error(`group ${r.group}: entry ${index} overwrites without a truncation`);
           s.entries.length = offset;
         }
         s.entries.push(r.entry);

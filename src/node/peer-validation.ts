@@ -4,7 +4,7 @@
  * are checked by raft's own validator when stepped; this covers the node's envelope and its own
  * message kinds.
  */
-import type { NodeErrorCode } from './errors.js';
+import { NODE_ERROR_CODES } from './errors.js';
 import type { NodeId } from '../raft/types.js';
 import type { ForwardReplyMessage, ForwardedRequest, PeerMessage } from './transport.js';
 
@@ -12,20 +12,7 @@ export type PeerValidation = { ok: true; message: PeerMessage } | { ok: false; r
 
 const MAX_STREAM_ID = 128;
 const MAX_FORWARD_TIMEOUT_MS = 10 * 60 * 1000;
-const ERROR_CODES: ReadonlySet<string> = new Set<NodeErrorCode>([
-  'not_leader',
-  'no_quorum',
-  'outcome_unknown',
-  'overloaded',
-  'limit_exceeded',
-  'invalid_request',
-  'member_not_found',
-  'member_exists',
-  'membership_change_in_progress',
-  'shutting_down',
-  'disk_full',
-  'internal',
-]);
+const ERROR_CODES: ReadonlySet<string> = new Set<string>(NODE_ERROR_CODES);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -60,6 +47,8 @@ export function validatePeerMessage(from: NodeId, self: NodeId, raw: unknown): P
       if (typeof crc !== 'number' || !Number.isInteger(crc) || crc < 0 || crc > 0xffffffff) {
         return { ok: false, reason: 'bad-chunk-crc' };
       }
+      if (raw['more'] !== undefined && typeof raw['more'] !== 'boolean')
+        return { ok: false, reason: 'bad-chunk-more' };
       const done = raw['done'];
       if (done !== undefined && (!isObject(done) || done['type'] !== 'snapshot' || done['from'] !== from)) {
         return { ok: false, reason: 'bad-chunk-done' };
@@ -72,14 +61,20 @@ export function validatePeerMessage(from: NodeId, self: NodeId, raw: unknown): P
         return { ok: false, reason: 'bad-stream-id' };
       }
       const seq = raw['seq'];
-      if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < -1) return { ok: false, reason: 'bad-ack-seq' };
+      if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < -1)
+        return { ok: false, reason: 'bad-ack-seq' };
       if (typeof raw['ok'] !== 'boolean') return { ok: false, reason: 'bad-ack-ok' };
       return { ok: true, message: raw as unknown as PeerMessage };
     }
     case 'forward': {
       if (!isIndex(raw['id'])) return { ok: false, reason: 'bad-forward-id' };
+      const origin = raw['origin'];
+      if (typeof origin !== 'string' || origin.length === 0 || origin.length > MAX_STREAM_ID) {
+        return { ok: false, reason: 'bad-forward-origin' };
+      }
       const t = raw['timeoutMs'];
-      if (typeof t !== 'number' || !(t > 0) || t > MAX_FORWARD_TIMEOUT_MS) return { ok: false, reason: 'bad-forward-timeout' };
+      if (typeof t !== 'number' || !(t > 0) || t > MAX_FORWARD_TIMEOUT_MS)
+        return { ok: false, reason: 'bad-forward-timeout' };
       if (!isForwardedRequest(raw['request'])) return { ok: false, reason: 'bad-forward-request' };
       return { ok: true, message: raw as unknown as PeerMessage };
     }
@@ -91,7 +86,8 @@ export function validatePeerMessage(from: NodeId, self: NodeId, raw: unknown): P
           return { ok: false, reason: 'bad-forward-error' };
         }
         if (typeof error['message'] !== 'string') return { ok: false, reason: 'bad-forward-error' };
-        if (error['leader'] !== undefined && typeof error['leader'] !== 'string') return { ok: false, reason: 'bad-forward-error' };
+        if (error['leader'] !== undefined && typeof error['leader'] !== 'string')
+          return { ok: false, reason: 'bad-forward-error' };
       } else if (!isForwardedResult(raw['result'])) {
         return { ok: false, reason: 'bad-forward-result' };
       }
@@ -107,7 +103,9 @@ function isForwardedRequest(v: unknown): v is ForwardedRequest {
   if (!isObject(v)) return false;
   switch (v['op']) {
     case 'write':
-      return isObject(v['txn']) && (v['session'] === undefined || v['session'] === null || isObject(v['session']));
+      return (
+        isObject(v['txn']) && (v['session'] === undefined || v['session'] === null || isObject(v['session']))
+      );
     case 'confChange': {
       const c = v['change'];
       if (!isObject(c) || typeof c['id'] !== 'string' || c['id'].length === 0) return false;
@@ -131,7 +129,12 @@ function isForwardedResult(v: unknown): boolean {
   switch (v['op']) {
     case 'write': {
       const r = v['result'];
-      return isObject(r) && typeof r['succeeded'] === 'boolean' && typeof r['revision'] === 'number' && Array.isArray(r['responses']);
+      return (
+        isObject(r) &&
+        typeof r['succeeded'] === 'boolean' &&
+        typeof r['revision'] === 'number' &&
+        Array.isArray(r['responses'])
+      );
     }
     case 'confChange':
       return Array.isArray(v['members']);

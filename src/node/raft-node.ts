@@ -17,7 +17,7 @@
  */
 import { randomInt } from 'node:crypto';
 import type { KeyValue, RangeOptions, StateStore, Txn, TxnResult } from '../kv/state-store.js';
-import { MAX_NODE_ID_BYTES, emptyConfState } from '../raft/conf-change.js';
+import { MAX_NODE_ID_BYTES, emptyConfState, encodeConfChange } from '../raft/conf-change.js';
 import {
   DEFAULT_ELECTION_TICK,
   DEFAULT_HEARTBEAT_TICK,
@@ -27,7 +27,13 @@ import {
 import type { NodeId, Ready, SnapshotMeta } from '../raft/types.js';
 import { type Clock, SystemClock, type TimerHandle } from './clock.js';
 import { NodeError } from './errors.js';
-import { type ClientRequest, GroupReplica, type NodeSettings, type ReplicaHost, toNodeError } from './group-replica.js';
+import {
+  type ClientRequest,
+  GroupReplica,
+  type NodeSettings,
+  type ReplicaHost,
+  toNodeError,
+} from './group-replica.js';
 import { type NodeHooks, type NodeLogger, SILENT_LOGGER } from './hooks.js';
 import type {
   ClientSession,
@@ -37,8 +43,9 @@ import type {
   NodeStatus,
   ReadConsistency,
 } from './kv-service.js';
-import type { GroupLogWrite, LogStorage } from './log-storage.js';
-import type { MemberAddress } from './membership.js';
+import type { GroupLogWrite, LogStorage, RecoveredGroupLog } from './log-storage.js';
+import { type MemberAddress, encodeMembersContext } from './membership.js';
+import { ForwardDedup } from './forward-dedup.js';
 import { validatePeerMessage } from './peer-validation.js';
 import { evaluateReadTxn } from './read-txn.js';
 import { recoverGroup } from './recovery.js';
@@ -62,8 +69,10 @@ export interface GroupConfig {
   group: number;
   store: StateStore;
   /**
-   * The initial voters when this node starts a new cluster (all founding nodes list the same set);
-   * empty when the node joins an existing cluster (it learns the configuration from the leader).
+   * The initial voters when this node starts a new cluster: every founding node must list the same
+   * members with the same addresses (they become log entry 1 on each). Empty when the node joins an
+   * existing cluster: it learns the configuration from the leader's log or snapshot. Ignored once
+   * the node has durable state.
    */
   bootstrap: MemberAddress[];
 }
@@ -107,6 +116,7 @@ export const DEFAULT_NODE_SETTINGS: NodeSettings = {
 };
 
 const MAX_ADDRESS_BYTES = 512;
+const NO_MARKERS: ReadonlyMap<number, SnapshotMeta> = new Map();
 
 interface PendingForward {
   to: NodeId;
@@ -130,6 +140,7 @@ export class RaftNode implements KvService, ReplicaHost {
   private readonly outbox = new Map<NodeId, PeerMessage[]>();
   private readonly compactions = new Map<number, SnapshotMeta>();
   private readonly forwards = new Map<number, PendingForward>();
+  private readonly forwardDedup = new ForwardDedup();
   private readonly incarnation: string;
   private nextForwardId = 1;
   private nextStreamId = 1;
@@ -159,7 +170,11 @@ export class RaftNode implements KvService, ReplicaHost {
 
   /** Recovers every group from the log and its store (DESIGN.md §4) and returns the node, not yet started. */
   static async open(config: NodeConfig): Promise<RaftNode> {
-    if (typeof config.id !== 'string' || config.id.length === 0 || Buffer.byteLength(config.id) > MAX_NODE_ID_BYTES) {
+    if (
+      typeof config.id !== 'string' ||
+      config.id.length === 0 ||
+      Buffer.byteLength(config.id) > MAX_NODE_ID_BYTES
+    ) {
       throw new Error(`node id must be a non-empty string of at most ${MAX_NODE_ID_BYTES} bytes`);
     }
     if (config.groups.length === 0) throw new Error('a node hosts at least one group');
@@ -169,9 +184,15 @@ export class RaftNode implements KvService, ReplicaHost {
     const repairs: GroupLogWrite[] = [];
     for (const g of config.groups) {
       if (node.replicas.has(g.group)) throw new Error(`group ${g.group} configured twice`);
-      const bootstrapConf = emptyConfState();
-      bootstrapConf.voters = g.bootstrap.map((m) => m.id);
-      const recovery = recoverGroup(g.group, logs.get(g.group), g.store, bootstrapConf);
+      let log = logs.get(g.group);
+      if (g.bootstrap.length > 0 && isFresh(log, g.store)) {
+        // A founding member's first start: the log begins with the initial configuration as entry 1
+        // (etcd does the same), so a member that joins later rebuilds the membership by replaying
+        // the log from the start. Every founder writes the identical entry.
+        log = bootstrapLog(g.bootstrap);
+        repairs.push({ group: g.group, entries: log.entries, hardState: log.hardState });
+      }
+      const recovery = recoverGroup(g.group, log, g.store, emptyConfState());
       if (recovery.repairMarker !== null) {
         node.logger.warn(
           { group: g.group, index: recovery.repairMarker.index },
@@ -274,10 +295,24 @@ export class RaftNode implements KvService, ReplicaHost {
     const id = this.nextForwardId++;
     const timer = this.clock.setTimeout(() => {
       if (!this.forwards.delete(id)) return;
-      done(new NodeError('outcome_unknown', `no answer from the leader ${to} within ${timeoutMs} ms; it may still be applied`));
+      done(
+        new NodeError(
+          'outcome_unknown',
+          `no answer from the leader ${to} within ${timeoutMs} ms; it may still be applied`,
+        ),
+      );
     }, timeoutMs);
     this.forwards.set(id, { to, timer, done });
-    const m: ForwardMessage = { kind: 'forward', group, from: this.id, to, id, timeoutMs, request };
+    const m: ForwardMessage = {
+      kind: 'forward',
+      group,
+      from: this.id,
+      to,
+      origin: this.incarnation,
+      id,
+      timeoutMs,
+      request,
+    };
     this.send(to, m);
     this.hooks.forwarded?.({ group, op: request.op, to });
     this.schedule();
@@ -351,11 +386,13 @@ export class RaftNode implements KvService, ReplicaHost {
       this.flushOutbox();
       return;
     }
-    const markers = new Map(this.compactions);
+    const markers = this.compactions.size === 0 ? NO_MARKERS : new Map(this.compactions);
     this.compactions.clear();
     this.persisting = true;
-    const installs = readies.filter((x) => x.rd.snapshot !== undefined);
-    if (installs.length === 0) {
+    const installs = readies.some((x) => x.rd.snapshot !== undefined)
+      ? readies.filter((x) => x.rd.snapshot !== undefined)
+      : null;
+    if (installs === null) {
       this.persist(readies, markers);
     } else {
       this.track(Promise.all(installs.map((x) => x.replica.installSnapshot(x.rd.snapshot!)))).then(
@@ -367,7 +404,10 @@ export class RaftNode implements KvService, ReplicaHost {
   }
 
   /** One durable append for every group's Ready (group commit); messages only after it (unless the planted bug). */
-  private persist(readies: Array<{ replica: GroupReplica; rd: Ready }>, markers: Map<number, SnapshotMeta>): void {
+  private persist(
+    readies: Array<{ replica: GroupReplica; rd: Ready }>,
+    markers: ReadonlyMap<number, SnapshotMeta>,
+  ): void {
     const started = this.clock.now();
     const writes: GroupLogWrite[] = [];
     let entries = 0;
@@ -377,10 +417,7 @@ export class RaftNode implements KvService, ReplicaHost {
       if (rd.snapshot !== undefined) {
         w.snapshot = rd.snapshot;
         w.discardLog = true;
-        if (marker !== undefined) {
-          markers.delete(replica.group); // the installed snapshot supersedes the compaction point
-          replica.compactionAbandoned();
-        }
+        if (marker !== undefined) replica.compactionAbandoned(); // the installed snapshot supersedes it
       } else if (marker !== undefined) {
         w.snapshot = marker;
         w.discardLog = false;
@@ -389,9 +426,9 @@ export class RaftNode implements KvService, ReplicaHost {
       entries += rd.entries.length;
       if (w.entries.length > 0 || w.hardState !== undefined || w.snapshot !== undefined) writes.push(w);
     }
-    const inReady = new Set(readies.map((x) => x.replica.group));
     for (const [group, meta] of markers) {
-      if (!inReady.has(group)) writes.push({ group, snapshot: meta, discardLog: false, entries: [] });
+      if (!readies.some((x) => x.replica.group === group))
+        writes.push({ group, snapshot: meta, discardLog: false, entries: [] });
     }
     // TEST-ONLY planted bug: acknowledge before the state is durable (a crash then forgets a vote or
     // an entry that a peer already counted).
@@ -404,13 +441,17 @@ export class RaftNode implements KvService, ReplicaHost {
       if (this.halted) return;
       if (!ackEarly) for (const { replica, rd } of readies) replica.sendMessages(rd);
       this.flushOutbox();
-      for (const { replica, rd } of readies) if (rd.snapshot !== undefined) replica.snapshotPersisted(rd.snapshot);
+      for (const { replica, rd } of readies)
+        if (rd.snapshot !== undefined) replica.snapshotPersisted(rd.snapshot);
       for (const [group, meta] of markers) {
-        if (this.replica(group).compactionPersisted(meta)) this.storage.release(group, meta.index);
+        const replica = this.replica(group);
+        const installed = readies.some((x) => x.replica === replica && x.rd.snapshot !== undefined);
+        if (!installed && replica.compactionPersisted(meta)) this.storage.release(group, meta.index);
       }
       for (const { replica, rd } of readies) replica.afterPersist(rd);
       this.persisting = false;
-      if (writes.length > 0) this.hooks.persisted?.({ groups: writes.length, entries, ms: this.clock.now() - started });
+      if (writes.length > 0)
+        this.hooks.persisted?.({ groups: writes.length, entries, ms: this.clock.now() - started });
       this.flushOutbox();
       this.schedule();
     };
@@ -473,14 +514,28 @@ export class RaftNode implements KvService, ReplicaHost {
   }
 
   private onForward(replica: GroupReplica, m: ForwardMessage): void {
+    const seen = this.forwardDedup.admit(m.from, m.origin, m.id);
+    if (seen.kind === 'inProgress') return; // a duplicate of a request being handled: it gets one answer
+    if (seen.kind === 'answered') {
+      this.send(m.from, seen.reply);
+      this.schedule();
+      return;
+    }
     const reply = (error: NodeError | null, result?: ForwardedResult) => {
-      const r: ForwardReplyMessage = { kind: 'forwardReply', group: m.group, from: this.id, to: m.from, id: m.id };
+      const r: ForwardReplyMessage = {
+        kind: 'forwardReply',
+        group: m.group,
+        from: this.id,
+        to: m.from,
+        id: m.id,
+      };
       if (error !== null) {
         r.error = { code: error.code, message: error.message };
         if (error.leader !== undefined) r.error.leader = error.leader;
       } else if (result !== undefined) {
         r.result = result;
       }
+      this.forwardDedup.answered(m.from, m.origin, m.id, r);
       this.send(m.from, r);
       this.schedule();
     };
@@ -630,7 +685,9 @@ export class RaftNode implements KvService, ReplicaHost {
       return Promise.reject(toNodeError(e));
     }
     if (!isReadOnly(checked)) {
-      return Promise.reject(new NodeError('invalid_request', 'readTxn takes compares and gets only; use write'));
+      return Promise.reject(
+        new NodeError('invalid_request', 'readTxn takes compares and gets only; use write'),
+      );
     }
     return this.readPromise(consistency, (store) => evaluateReadTxn(store, checked));
   }
@@ -672,29 +729,66 @@ export class RaftNode implements KvService, ReplicaHost {
 
   private membership(change: MembershipRequest): Promise<MemberInfo[]> {
     return new Promise((resolve, reject) =>
-      this.submitRequest({ op: 'confChange', change }, this.settings.requestTimeoutMs, DATA_GROUP, (error, result) => {
-        if (error !== null) reject(error);
-        else if (result?.op === 'confChange') {
-          resolve(
-            result.members.map((m) => {
-              const info: MemberInfo = { id: m.id, peerAddress: m.peerAddress, clientUrl: m.clientUrl, role: m.role };
-              if (m.leaving) info.leaving = true;
-              return info;
-            }),
-          );
-        } else reject(new NodeError('internal', 'membership change answered with another result'));
-      }),
+      this.submitRequest(
+        { op: 'confChange', change },
+        this.settings.requestTimeoutMs,
+        DATA_GROUP,
+        (error, result) => {
+          if (error !== null) reject(error);
+          else if (result?.op === 'confChange') {
+            resolve(
+              result.members.map((m) => {
+                const info: MemberInfo = {
+                  id: m.id,
+                  peerAddress: m.peerAddress,
+                  clientUrl: m.clientUrl,
+                  role: m.role,
+                };
+                if (m.leaving) info.leaving = true;
+                return info;
+              }),
+            );
+          } else reject(new NodeError('internal', 'membership change answered with another result'));
+        },
+      ),
     );
   }
 
   private readPromise<T>(consistency: ReadConsistency, exec: (store: StateStore) => T): Promise<T> {
     if (consistency !== 'linearizable' && consistency !== 'serializable') {
-      return Promise.reject(new NodeError('invalid_request', `unknown read consistency ${String(consistency)}`));
+      return Promise.reject(
+        new NodeError('invalid_request', `unknown read consistency ${String(consistency)}`),
+      );
     }
     return new Promise((resolve, reject) =>
-      this.submitRead(consistency, exec, (error, value) => (error !== null ? reject(error) : resolve(value as T))),
+      this.submitRead(consistency, exec, (error, value) =>
+        error !== null ? reject(error) : resolve(value as T),
+      ),
     );
   }
+}
+
+/** Nothing durable yet: neither log nor store. */
+function isFresh(log: RecoveredGroupLog | undefined, store: StateStore): boolean {
+  if (store.appliedIndex() !== 0) return false;
+  return log === undefined || (log.entries.length === 0 && log.snapshot === null && log.hardState.term === 0);
+}
+
+/** The log a founding member starts with: entry 1 (term 1, committed) adds every founding voter. */
+export function bootstrapLog(members: readonly MemberAddress[]): RecoveredGroupLog {
+  const sorted = [...members].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  if (new Set(sorted.map((m) => m.id)).size !== sorted.length)
+    throw new Error('bootstrap members hold a duplicate id');
+  const data = encodeConfChange({
+    changes: sorted.map((m) => ({ type: 'addVoter' as const, node: m.id })),
+    autoLeave: false,
+    context: encodeMembersContext(sorted.map((m) => ({ ...m, promote: false }))),
+  });
+  return {
+    hardState: { term: 1, vote: '', commit: 1 },
+    snapshot: null,
+    entries: [{ term: 1, index: 1, type: 'confChange', data }],
+  };
 }
 
 function newRequest(
@@ -721,7 +815,10 @@ function newRequest(
 
 function checkId(id: unknown): asserts id is string {
   if (typeof id !== 'string' || id.length === 0 || Buffer.byteLength(id) > MAX_NODE_ID_BYTES) {
-    throw new NodeError('invalid_request', `member id must be a non-empty string of at most ${MAX_NODE_ID_BYTES} bytes`);
+    throw new NodeError(
+      'invalid_request',
+      `member id must be a non-empty string of at most ${MAX_NODE_ID_BYTES} bytes`,
+    );
   }
 }
 
@@ -733,11 +830,15 @@ function checkMembershipRequest(c: MembershipRequest): MembershipRequest {
     ['clientUrl', c.clientUrl],
   ] as const) {
     if (typeof v !== 'string' || Buffer.byteLength(v) > MAX_ADDRESS_BYTES) {
-      throw new NodeError('invalid_request', `${name} must be a string of at most ${MAX_ADDRESS_BYTES} bytes`);
+      throw new NodeError(
+        'invalid_request',
+        `${name} must be a string of at most ${MAX_ADDRESS_BYTES} bytes`,
+      );
     }
   }
   if (c.peerAddress.length === 0) throw new NodeError('invalid_request', 'peerAddress is required');
-  if (c.role !== 'voter' && c.role !== 'learner') throw new NodeError('invalid_request', "role must be 'voter' or 'learner'");
+  if (c.role !== 'voter' && c.role !== 'learner')
+    throw new NodeError('invalid_request', "role must be 'voter' or 'learner'");
   return { type: 'add', id: c.id, peerAddress: c.peerAddress, clientUrl: c.clientUrl, role: c.role };
 }
 
@@ -759,8 +860,10 @@ export function resolveSettings(partial: Partial<NodeSettings> = {}): NodeSettin
   ];
   for (const k of positive) {
     const v = s[k];
-    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new RangeError(`node setting ${k} must be positive`);
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v))
+      throw new RangeError(`node setting ${k} must be positive`);
   }
-  if (!Number.isSafeInteger(s.keepTail) || s.keepTail < 0) throw new RangeError('node setting keepTail must be >= 0');
+  if (!Number.isSafeInteger(s.keepTail) || s.keepTail < 0)
+    throw new RangeError('node setting keepTail must be >= 0');
   return s;
 }

@@ -3,7 +3,15 @@
  * the compare semantics the store documents (src/kv/state-store.ts, as in etcd): on a missing key
  * version/createRevision/modRevision read as 0 and a value comparison is false.
  */
-import type { Compare, CompareOp, KeyValue, ResponseOp, StateStore, Txn, TxnResult } from '../kv/state-store.js';
+import type {
+  Compare,
+  CompareOp,
+  KeyValue,
+  ResponseOp,
+  StateStore,
+  Txn,
+  TxnResult,
+} from '../kv/state-store.js';
 
 function holds(op: CompareOp, order: number): boolean {
   switch (op) {

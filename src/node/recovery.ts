@@ -61,7 +61,9 @@ export function recoverGroup(
     const logTerm = termAt(snapshot, entries, applied);
     if (logTerm === undefined || logTerm !== appliedTerm) {
       if (storeConf === null || appliedTerm === 0) {
-        throw new Error(`group ${group}: store applied index ${applied} has no recorded term/conf to recover from`);
+        throw new Error(
+          `group ${group}: store applied index ${applied} has no recorded term/conf to recover from`,
+        );
       }
       snapshot = { index: applied, term: appliedTerm, conf: storeConf };
       entries = [];

@@ -87,7 +87,8 @@ export class SessionTable {
       if (dir === null) continue;
       for (const clientId of packr.unpack(dir) as string[]) {
         const raw = getMeta(metaSession(clientId));
-        if (raw === null) throw new Error(`session table: directory names ${clientId} but its record is missing`);
+        if (raw === null)
+          throw new Error(`session table: directory names ${clientId} but its record is missing`);
         const w = packr.unpack(raw) as [number, number, number, unknown];
         loaded.push({
           clientId,
@@ -105,7 +106,8 @@ export class SessionTable {
 
   /** Checks a session's shape; returns an error message, or null when acceptable. */
   validate(session: ClientSession): string | null {
-    if (typeof session.clientId !== 'string' || session.clientId.length === 0) return 'session clientId must be a non-empty string';
+    if (typeof session.clientId !== 'string' || session.clientId.length === 0)
+      return 'session clientId must be a non-empty string';
     if (Buffer.byteLength(session.clientId) > this.limits.maxClientIdBytes) {
       return `session clientId exceeds maxClientIdBytes (${this.limits.maxClientIdBytes})`;
     }
@@ -143,7 +145,13 @@ export class SessionTable {
         const oldest = this.sessions.keys().next().value as string;
         this.remove(oldest);
       }
-      s = { clientId: session.clientId, seq: session.seq, lastIndex: index, lastTime: this.clock, result: null };
+      s = {
+        clientId: session.clientId,
+        seq: session.seq,
+        lastIndex: index,
+        lastTime: this.clock,
+        result: null,
+      };
       this.dirtyBuckets.add(bucketOf(session.clientId));
     } else {
       this.sessions.delete(session.clientId);
@@ -177,7 +185,12 @@ export class SessionTable {
         value:
           s === undefined
             ? null
-            : packr.pack([s.seq, s.lastIndex, s.lastTime, s.result === null ? null : txnResultToWire(s.result)]),
+            : packr.pack([
+                s.seq,
+                s.lastIndex,
+                s.lastTime,
+                s.result === null ? null : txnResultToWire(s.result),
+              ]),
       });
     }
     this.dirtySessions.clear();

@@ -16,6 +16,8 @@ import { packr } from './txn-codec.js';
 export interface SnapshotStreamLimits {
   /** Chunks in flight without acknowledgement. */
   window: number;
+  /** Largest data in one message; a bigger store chunk is split into several messages. */
+  maxMessageBytes: number;
   /** Silence (ms) after which unacknowledged chunks are sent again. */
   retransmitMs: number;
   maxRetransmits: number;
@@ -25,6 +27,7 @@ export interface SnapshotStreamLimits {
 
 export const DEFAULT_SNAPSHOT_LIMITS: SnapshotStreamLimits = {
   window: 8,
+  maxMessageBytes: 1024 * 1024,
   retransmitMs: 1000,
   maxRetransmits: 10,
   maxStagedBytes: 1024 * 1024 * 1024,
@@ -33,23 +36,40 @@ export const DEFAULT_SNAPSHOT_LIMITS: SnapshotStreamLimits = {
 /** The metadata blob a store export carries: the Raft identity of the snapshot. */
 export function encodeSnapshotMeta(meta: SnapshotMeta): Buffer {
   const c = meta.conf;
-  return packr.pack([meta.index, meta.term, [c.voters, c.learners, c.votersOutgoing, c.learnersNext, c.autoLeave]]);
+  return packr.pack([
+    meta.index,
+    meta.term,
+    [c.voters, c.learners, c.votersOutgoing, c.learnersNext, c.autoLeave],
+  ]);
 }
 
 export function decodeSnapshotMeta(data: Buffer): SnapshotMeta {
   const w: unknown = packr.unpack(data);
-  if (!Array.isArray(w) || w.length !== 3 || typeof w[0] !== 'number' || typeof w[1] !== 'number' || !Array.isArray(w[2])) {
+  if (
+    !Array.isArray(w) ||
+    w.length !== 3 ||
+    typeof w[0] !== 'number' ||
+    typeof w[1] !== 'number' ||
+    !Array.isArray(w[2])
+  ) {
     throw new Error('snapshot metadata: expected [index, term, conf]');
   }
   const c = w[2] as unknown[];
   const ids = (x: unknown): string[] => {
-    if (!Array.isArray(x) || x.some((v) => typeof v !== 'string')) throw new Error('snapshot metadata: bad conf');
+    if (!Array.isArray(x) || x.some((v) => typeof v !== 'string'))
+      throw new Error('snapshot metadata: bad conf');
     return x as string[];
   };
   return {
     index: w[0],
     term: w[1],
-    conf: { voters: ids(c[0]), learners: ids(c[1]), votersOutgoing: ids(c[2]), learnersNext: ids(c[3]), autoLeave: c[4] === true },
+    conf: {
+      voters: ids(c[0]),
+      learners: ids(c[1]),
+      votersOutgoing: ids(c[2]),
+      learnersNext: ids(c[3]),
+      autoLeave: c[4] === true,
+    },
   };
 }
 
@@ -66,6 +86,8 @@ export interface SnapshotSenderHost {
 /** One outgoing snapshot stream, leader side. */
 export class SnapshotSender {
   private readonly unacked: SnapshotChunkMessage[] = [];
+  /** Pieces of the last store chunk pulled, not yet sent: [data, more]. */
+  private readonly pieces: Array<[Buffer, boolean]> = [];
   private nextSeq = 0;
   private acked = -1;
   private exhausted = false;
@@ -73,7 +95,7 @@ export class SnapshotSender {
   private lastProgress: number;
   private retransmits = 0;
   private ended = false;
-  /** Sequence number of the final (empty, `done`) chunk once known. */
+  /** Sequence number of the final (empty, `done`) message once sent. */
   private finalSeq = -1;
 
   constructor(
@@ -97,31 +119,50 @@ export class SnapshotSender {
     return this.ended;
   }
 
-  /** Pulls and sends chunks while the window has room. */
+  /** Sends while the window has room, pulling the next store chunk when the pieces run out. */
   pump(): void {
-    if (this.ended || this.pulling || this.exhausted || this.unacked.length >= this.limits.window) return;
+    while (!this.ended && this.unacked.length < this.limits.window) {
+      const piece = this.pieces.shift();
+      if (piece !== undefined) {
+        this.emit(piece[0], piece[1], undefined);
+        continue;
+      }
+      if (this.exhausted) {
+        if (this.finalSeq < 0) {
+          this.finalSeq = this.nextSeq;
+          this.emit(Buffer.alloc(0), false, this.request);
+        }
+        return;
+      }
+      if (!this.pulling) this.pull();
+      return;
+    }
+  }
+
+  private pull(): void {
     this.pulling = true;
-    this.host
-      .track(this.chunks.next())
-      .then(
-        (r) => {
-          this.pulling = false;
-          if (this.ended) return;
-          if (r.done === true) {
-            this.exhausted = true;
-            this.finalSeq = this.nextSeq;
-            this.emit(Buffer.alloc(0), this.request);
-          } else {
-            this.emit(r.value, undefined);
+    this.host.track(this.chunks.next()).then(
+      (r) => {
+        this.pulling = false;
+        if (this.ended) return;
+        if (r.done === true) {
+          this.exhausted = true;
+        } else {
+          const chunk = r.value;
+          const max = this.limits.maxMessageBytes;
+          for (let at = 0; at < chunk.length; at += max) {
+            const end = Math.min(chunk.length, at + max);
+            this.pieces.push([chunk.subarray(at, end), end < chunk.length]);
           }
-          this.pump();
-        },
-        (e: unknown) => {
-          this.pulling = false;
-          this.abort(false);
-          this.host.failed(e instanceof Error ? e : new Error(String(e)));
-        },
-      );
+        }
+        this.pump();
+      },
+      (e: unknown) => {
+        this.pulling = false;
+        this.abort(true);
+        this.host.failed(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
   }
 
   onAck(m: SnapshotAckMessage): void {
@@ -166,7 +207,7 @@ export class SnapshotSender {
     if (report) this.host.finished(this.to, false, this.index);
   }
 
-  private emit(data: Buffer, done: SnapshotRequest | undefined): void {
+  private emit(data: Buffer, more: boolean, done: SnapshotRequest | undefined): void {
     const m: SnapshotChunkMessage = {
       kind: 'snapshotChunk',
       group: this.group,
@@ -176,6 +217,7 @@ export class SnapshotSender {
       seq: this.nextSeq++,
       data,
       crc: crc32c(data),
+      more,
     };
     if (done !== undefined) m.done = done;
     this.unacked.push(m);
@@ -193,6 +235,8 @@ export class SnapshotReceiver {
   private stream = '';
   private leader: NodeId = '';
   private chunks: Buffer[] = [];
+  /** Pieces of a store chunk split over several messages. */
+  private partial: Buffer[] = [];
   private bytes = 0;
   private expected = 0;
   /** The stream is complete and its 'snapshot' message was stepped into raft. */
@@ -215,7 +259,8 @@ export class SnapshotReceiver {
       this.leader = m.from;
     }
     if (m.from !== this.leader) return { kind: 'ignore' };
-    if (m.seq < this.expected) return { kind: 'ack', ack: this.ack(m.from, m.stream, this.expected - 1, true) };
+    if (m.seq < this.expected)
+      return { kind: 'ack', ack: this.ack(m.from, m.stream, this.expected - 1, true) };
     if (m.seq > this.expected || this.completed !== null) return { kind: 'ignore' }; // go-back-N: wait for the gap
     if (crc32c(m.data) !== m.crc) return { kind: 'ignore' }; // corrupt: the sender retransmits
     if (this.bytes + m.data.length > this.limits.maxStagedBytes) {
@@ -223,11 +268,20 @@ export class SnapshotReceiver {
       this.reset();
       return { kind: 'ack', ack: this.ack(m.from, stream, -1, false) };
     }
-    this.chunks.push(m.data);
+    if (m.data.length > 0) this.partial.push(m.data);
+    if (m.more !== true && this.partial.length > 0) {
+      this.chunks.push(this.partial.length === 1 ? this.partial[0]! : Buffer.concat(this.partial));
+      this.partial = [];
+    }
     this.bytes += m.data.length;
     this.expected++;
     const ack = this.ack(m.from, m.stream, m.seq, true);
     if (m.done !== undefined) {
+      if (this.partial.length > 0) {
+        const stream = this.stream;
+        this.reset();
+        return { kind: 'ack', ack: this.ack(m.from, stream, -1, false) };
+      }
       this.completed = m.done;
       return { kind: 'complete', ack, request: m.done };
     }
@@ -253,6 +307,7 @@ export class SnapshotReceiver {
     this.stream = '';
     this.leader = '';
     this.chunks = [];
+    this.partial = [];
     this.bytes = 0;
     this.expected = 0;
     this.completed = null;

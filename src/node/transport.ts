@@ -32,6 +32,8 @@ export interface SnapshotChunkMessage {
   seq: number;
   data: Buffer;
   crc: number;
+  /** True when the next message continues the same store chunk (a store chunk split to fit a message). */
+  more?: boolean;
   /** Present on the last chunk only. */
   done?: SnapshotRequest;
 }
@@ -65,7 +67,9 @@ export interface ForwardMessage {
   group: number;
   from: NodeId;
   to: NodeId;
-  /** Unique per sender incarnation; the reply names it. */
+  /** The sender's incarnation: (from, origin, id) names a request uniquely, so a duplicate is never applied twice. */
+  origin: string;
+  /** Increasing per sender incarnation; the reply names it. */
   id: number;
   /** Remaining time the sender will wait, in ms: the leader gives up before the forwarder does. */
   timeoutMs: number;

@@ -65,7 +65,8 @@ function compareFromWire(w: unknown): Compare {
   const op = OPS[w[2] as number];
   if (op === undefined) throw new Error(`txn compare: unknown op ${String(w[2])}`);
   if (target === 'value') return { key, target, op, value: buffer(w[3], 'compare value') };
-  if (typeof w[3] !== 'number' || !Number.isSafeInteger(w[3])) throw new Error(`txn compare ${target}: expected an integer`);
+  if (typeof w[3] !== 'number' || !Number.isSafeInteger(w[3]))
+    throw new Error(`txn compare ${target}: expected an integer`);
   return { key, target, op, value: w[3] };
 }
 
@@ -128,7 +129,8 @@ function responseFromWire(w: unknown): ResponseOp {
 }
 
 export function kvFromWire(w: unknown): KeyValue {
-  if (!Array.isArray(w) || w.length !== 5) throw new Error('key-value: expected [key, value, create, mod, version]');
+  if (!Array.isArray(w) || w.length !== 5)
+    throw new Error('key-value: expected [key, value, create, mod, version]');
   return {
     key: buffer(w[0], 'kv key'),
     value: buffer(w[1], 'kv value'),
@@ -162,21 +164,29 @@ export interface TxnLimits {
   maxOpsPerTxn: number;
 }
 
-export const DEFAULT_TXN_LIMITS: TxnLimits = { maxKeyBytes: 4096, maxValueBytes: 1024 * 1024, maxOpsPerTxn: 128 };
+export const DEFAULT_TXN_LIMITS: TxnLimits = {
+  maxKeyBytes: 4096,
+  maxValueBytes: 1024 * 1024,
+  maxOpsPerTxn: 128,
+};
 
 /**
  * Checks a Txn's shape and limits (a peer's forwarded request, or a client's before proposing).
  * Throws NodeError 'invalid_request' or 'limit_exceeded', naming the limit.
  */
 export function validateTxn(txn: unknown, limits: TxnLimits): Txn {
-  if (typeof txn !== 'object' || txn === null) throw new NodeError('invalid_request', 'txn: expected an object');
+  if (typeof txn !== 'object' || txn === null)
+    throw new NodeError('invalid_request', 'txn: expected an object');
   const t = txn as Partial<Record<keyof Txn, unknown>>;
   if (!Array.isArray(t.compare) || !Array.isArray(t.success) || !Array.isArray(t.failure)) {
     throw new NodeError('invalid_request', 'txn: compare, success and failure must be arrays');
   }
   const ops = t.compare.length + t.success.length + t.failure.length;
   if (ops > limits.maxOpsPerTxn) {
-    throw new NodeError('limit_exceeded', `txn has ${ops} operations; the limit maxOpsPerTxn is ${limits.maxOpsPerTxn}`);
+    throw new NodeError(
+      'limit_exceeded',
+      `txn has ${ops} operations; the limit maxOpsPerTxn is ${limits.maxOpsPerTxn}`,
+    );
   }
   try {
     // Round-trip through the wire form: the decoder checks every field's type.
@@ -201,7 +211,12 @@ function txnToWireUnchecked(compare: unknown[], success: unknown[], failure: unk
     const v = x as Record<string, unknown>;
     if (typeof v !== 'object' || v === null) throw new Error('txn compare: expected an object');
     if (v['target'] === 'exists') return [v['key'], 4, 0, v['exists']];
-    return [v['key'], TARGETS.indexOf(v['target'] as (typeof TARGETS)[number]), OPS.indexOf(v['op'] as CompareOp), v['value']];
+    return [
+      v['key'],
+      TARGETS.indexOf(v['target'] as (typeof TARGETS)[number]),
+      OPS.indexOf(v['op'] as CompareOp),
+      v['value'],
+    ];
   });
   const op = (x: unknown): unknown[] => {
     const v = x as Record<string, unknown>;
@@ -215,7 +230,10 @@ function txnToWireUnchecked(compare: unknown[], success: unknown[], failure: unk
 function checkKey(key: Buffer, limits: TxnLimits): void {
   if (key.length === 0) throw new NodeError('invalid_request', 'txn: empty key');
   if (key.length > limits.maxKeyBytes) {
-    throw new NodeError('limit_exceeded', `key of ${key.length} bytes; the limit maxKeyBytes is ${limits.maxKeyBytes}`);
+    throw new NodeError(
+      'limit_exceeded',
+      `key of ${key.length} bytes; the limit maxKeyBytes is ${limits.maxKeyBytes}`,
+    );
   }
 }
 
