@@ -84,7 +84,7 @@ import { readUint64LE, writeUint64LE } from './uint64.js';
  *   apply ends with one flush, which the driver amortizes by applying committed entries in batches,
  *   and sync() is cheap; it still calls mdb_env_sync so that durability never depends on this.
  */
-const LMDB_ENV_OPTIONS = {
+export const LMDB_ENV_OPTIONS = {
   overlappingSync: true,
   noSync: false,
   useWritemap: false,
@@ -95,7 +95,9 @@ const LMDB_ENV_OPTIONS = {
 } as const;
 
 /** ABORTABLE | SYNCHRONOUS_COMMIT | NO_SYNC_FLUSH (lmdb-js TransactionFlags). */
-const COMMIT_FLAGS = 0x1 | 0x2 | 0x10000;
+export const LMDB_COMMIT_FLAGS = 0x1 | 0x2 | 0x10000;
+/** LMDB page size of a new store. */
+export const LMDB_DEFAULT_PAGE_SIZE = 4096;
 
 const FORMAT_VERSION = 1;
 const CONTROL_FORMAT = Buffer.from('format');
@@ -191,7 +193,7 @@ export class LmdbStore implements StateStore {
     const root = open<Buffer, Buffer>({
       ...LMDB_ENV_OPTIONS,
       path: realPath,
-      pageSize: options.pageSize ?? 4096,
+      pageSize: options.pageSize ?? LMDB_DEFAULT_PAGE_SIZE,
       keyEncoding: 'binary',
       encoding: 'binary',
     });
@@ -256,7 +258,7 @@ export class LmdbStore implements StateStore {
           CONTROL_STATE[0],
           encodeState({ appliedIndex: 0, revision: 0, keyCount: 0, longKeyCount: 0 }),
         );
-      }, COMMIT_FLAGS);
+      }, LMDB_COMMIT_FLAGS);
     }
     if (format.length !== 8) throw new StoreCorruptionError(`${path}: malformed format record`);
     const version = format.readUInt32LE(0);
@@ -312,7 +314,7 @@ export class LmdbStore implements StateStore {
       next.appliedIndex = batch.appliedIndex;
       this.control.putSync(CONTROL_STATE[this.slot], encodeState(next));
       return out;
-    }, COMMIT_FLAGS);
+    }, LMDB_COMMIT_FLAGS);
     // Committed: only now does the cached state move.
     this.state = next;
     return results;
@@ -443,7 +445,7 @@ export class LmdbStore implements StateStore {
               entry: encodeStoredEntry(record.value, record),
             });
           }
-        }, COMMIT_FLAGS);
+        }, LMDB_COMMIT_FLAGS);
       }
       const header = reader.end();
       if (this.closed) throw new StoreClosedError('importSnapshot interrupted by close()');
@@ -462,7 +464,7 @@ export class LmdbStore implements StateStore {
         this.control.removeSync(CONTROL_STATE[old]);
         this.kvSlots[old].clearSync();
         this.metaSlots[old].clearSync();
-      }, COMMIT_FLAGS);
+      }, LMDB_COMMIT_FLAGS);
       this.slot = target;
       this.kv = kv;
       this.meta = meta;
@@ -504,7 +506,7 @@ export class LmdbStore implements StateStore {
     this.root.transactionSync(() => {
       this.kvSlots[slot].clearSync();
       this.metaSlots[slot].clearSync();
-    }, COMMIT_FLAGS);
+    }, LMDB_COMMIT_FLAGS);
   }
 
   /** The TxnStateView of the open write transaction; counts in `state` follow the writes. */
