@@ -32,6 +32,8 @@ export interface ValidationContext {
   headerHardStateBytes: number;
   /** Number of groups with a snapshot marker now. */
   headerSnapshots: number;
+  /** Where validateAppend puts its result (one object, reused: appends are hot). */
+  result: ValidatedAppend;
 }
 
 /** What a valid call will add: frame bytes, and the segment header's new composition. */
@@ -120,12 +122,85 @@ function checkGroup(value: unknown, position: number): number {
   return value;
 }
 
+type EntryRecord = Extract<WalRecord, { kind: 'entry' }>;
+
+/** What checkEntryPlacement needs of a group's log: the real index, or an overlay of it. */
+interface LogView {
+  snapshotIndex: number;
+  lastIndex(): number;
+  termAt(index: number): number | undefined;
+}
+
+const EMPTY_LOG: LogView = {
+  snapshotIndex: 0,
+  lastIndex: () => 0,
+  termAt: (index) => (index === 0 ? 0 : undefined),
+};
+
+/** Checks an entry's fields and size; returns its framed size. */
+function checkEntryShape(
+  r: EntryRecord,
+  i: number,
+  group: number,
+  recordLimit: number,
+  segmentSize: number,
+): number {
+  if (!isCount(r.index, 1)) fail(i, group, `entry index must be a safe integer >= 1, got ${String(r.index)}`);
+  if (!isCount(r.term, 0)) fail(i, group, `entry term must be a safe integer >= 0, got ${String(r.term)}`);
+  if (!Number.isInteger(r.entryType) || r.entryType < 0 || r.entryType > MAX_ENTRY_TYPE) {
+    fail(i, group, `entryType must be an integer from 0 to ${MAX_ENTRY_TYPE}, got ${String(r.entryType)}`);
+  }
+  if (!(r.data instanceof Uint8Array)) fail(i, group, 'entry data must be a Buffer');
+  const size = entryFrameBytes(r.data.length);
+  if (size > recordLimit) {
+    throw new WalLimitError(
+      `records[${i}] (group ${group}): entry ${r.index} takes ${size} bytes framed; the limit is ${recordLimit} bytes (half the WAL segment size ${segmentSize})`,
+    );
+  }
+  return size;
+}
+
+/** Checks where an entry goes in the group's log: no gap, not compacted, terms never decrease. */
+function checkEntryPlacement(log: LogView, r: EntryRecord, i: number, group: number): void {
+  if (r.index <= log.snapshotIndex) {
+    fail(i, group, `entry index ${r.index} is covered by the snapshot marker at ${log.snapshotIndex}`);
+  }
+  const last = log.lastIndex();
+  if (r.index > last + 1) fail(i, group, `entry index ${r.index} leaves a gap after last index ${last}`);
+  // Entry index - 1 stays in the log (a replaced suffix starts at index); at the snapshot index the
+  // snapshot's term counts, and 0 before the first entry.
+  const previousTerm = log.termAt(r.index - 1)!;
+  if (r.term < previousTerm) {
+    // Log terms never decrease along the log (Raft §5.3, Log Matching).
+    fail(i, group, `entry ${r.index} has term ${r.term}, below term ${previousTerm} of entry ${r.index - 1}`);
+  }
+}
+
+/**
+ * The common call, one entry: checked straight against the index (nothing before it in the call
+ * can have changed the group), without building an overlay.
+ */
+function validateSingleEntry(r: EntryRecord, ctx: ValidationContext): ValidatedAppend {
+  const group = checkGroup(r.group, 0);
+  const size = checkEntryShape(r, 0, group, maxRecordBytes(ctx.segmentSize), ctx.segmentSize);
+  checkEntryPlacement(ctx.groupLogs.get(group) ?? EMPTY_LOG, r, 0, group);
+  const out = ctx.result;
+  out.frameBytes = size;
+  out.headerHardStateBytes = ctx.headerHardStateBytes;
+  out.headerSnapshots = ctx.headerSnapshots;
+  return out;
+}
+
 /**
  * Throws WalInvalidRecordError / WalLimitError for the first record that is malformed, over a
- * limit, or breaks a Raft log invariant given the records before it. Returns what the call adds.
+ * limit, or breaks a Raft log invariant given the records before it. Returns what the call adds
+ * (in ctx.result, reused from call to call).
  */
 export function validateAppend(records: readonly WalRecord[], ctx: ValidationContext): ValidatedAppend {
   if (!Array.isArray(records)) throw new WalInvalidRecordError('append expects an array of records');
+  const only = records.length === 1 ? (records[0] as WalRecord | null | undefined) : undefined;
+  if (only !== null && typeof only === 'object' && only.kind === 'entry')
+    return validateSingleEntry(only, ctx);
   // Most calls touch one group: keep its overlay at hand and build a map only for a second one.
   let lastGroup = -1;
   let lastOverlay: GroupOverlay | undefined;
@@ -157,42 +232,11 @@ export function validateAppend(records: readonly WalRecord[], ctx: ValidationCon
     const group = checkGroup(r.group, i);
     switch (r.kind) {
       case 'entry': {
-        if (!isCount(r.index, 1))
-          fail(i, group, `entry index must be a safe integer >= 1, got ${String(r.index)}`);
-        if (!isCount(r.term, 0))
-          fail(i, group, `entry term must be a safe integer >= 0, got ${String(r.term)}`);
-        if (!Number.isInteger(r.entryType) || r.entryType < 0 || r.entryType > MAX_ENTRY_TYPE) {
-          fail(
-            i,
-            group,
-            `entryType must be an integer from 0 to ${MAX_ENTRY_TYPE}, got ${String(r.entryType)}`,
-          );
-        }
-        if (!(r.data instanceof Uint8Array)) fail(i, group, 'entry data must be a Buffer');
-        const size = entryFrameBytes(r.data.length);
-        if (size > recordLimit) {
-          throw new WalLimitError(
-            `records[${i}] (group ${group}): entry ${r.index} takes ${size} bytes framed; the limit is ${recordLimit} bytes (half the WAL segment size ${ctx.segmentSize})`,
-          );
-        }
+        const size = checkEntryShape(r, i, group, recordLimit, ctx.segmentSize);
         const o = overlay(group);
-        if (r.index <= o.snapshotIndex) {
-          fail(i, group, `entry index ${r.index} is covered by the snapshot marker at ${o.snapshotIndex}`);
-        }
-        const last = o.lastIndex();
-        if (r.index > last + 1)
-          fail(i, group, `entry index ${r.index} leaves a gap after last index ${last}`);
+        checkEntryPlacement(o, r, i, group);
         // An entry at or below lastIndex replaces the suffix from there (Raft §5.3).
         o.truncateFrom(r.index);
-        const previousTerm = o.termAt(r.index - 1); // the snapshot's term at the snapshot index, 0 at 0
-        if (r.term < previousTerm) {
-          // Log terms never decrease along the log (Raft §5.3, Log Matching).
-          fail(
-            i,
-            group,
-            `entry ${r.index} has term ${r.term}, below term ${previousTerm} of entry ${r.index - 1}`,
-          );
-        }
         o.push(r.term);
         total += size;
         break;
@@ -293,7 +337,11 @@ export function validateAppend(records: readonly WalRecord[], ctx: ValidationCon
       `the hard states and snapshot markers of all groups would take ${headerPeak} bytes in each segment header; the limit is ${headerLimit} bytes (half the WAL segment size ${ctx.segmentSize}): use a larger segment size or fewer groups`,
     );
   }
-  return { frameBytes: total, headerHardStateBytes, headerSnapshots };
+  const out = ctx.result;
+  out.frameBytes = total;
+  out.headerHardStateBytes = headerHardStateBytes;
+  out.headerSnapshots = headerSnapshots;
+  return out;
 }
 
 /** Bytes a hard state adds to the segment header. */
