@@ -173,6 +173,8 @@ interface Frame {
   phase: 0 | 1 | 2 | 3;
   /** Phase 1: the next entry of the required list to look at. */
   node: number;
+  /** The operation tried first (the one that must complete first), skipped in phase 1; -1 if none. */
+  first: number;
   /** Phase 2: the optional operations worth trying here, and the next one to try. */
   candidates: readonly number[];
   cursor: number;
@@ -524,7 +526,7 @@ export function searchLinearization(operations: readonly RegisterSearchOperation
   const enter = (depth: number, state: number, need: number, via: number): Frame => {
     let frame = frames[depth];
     if (frame === undefined) {
-      frame = { state, need, via, phase: 0, node: 0, candidates: NO_OPERATIONS, cursor: 0, optional: null };
+      frame = { state, need, via, phase: 0, node: 0, first: -1, candidates: NO_OPERATIONS, cursor: 0, optional: null };
       frames[depth] = frame;
     }
     frame.state = state;
@@ -532,6 +534,7 @@ export function searchLinearization(operations: readonly RegisterSearchOperation
     frame.via = via;
     frame.phase = 0;
     frame.node = nextNode[0];
+    frame.first = -1;
     frame.candidates = NO_OPERATIONS;
     frame.cursor = 0;
     frame.optional = currentOptional();
@@ -569,7 +572,8 @@ export function searchLinearization(operations: readonly RegisterSearchOperation
       // linearization that exists from here (it changes nothing, and nothing unlinearized must
       // precede it, since its call comes before every pending return), so take it without branching.
       frame.phase = 1;
-      for (let node = nextNode[0]; nodeIsCall[node]; node = nextNode[node]) {
+      let node = nextNode[0];
+      for (; nodeIsCall[node]; node = nextNode[node]) {
         steps++;
         const op = nodeOp[node];
         if (kind[op] !== KIND_READ && kind[op] !== KIND_MISMATCH) continue;
@@ -580,6 +584,17 @@ export function searchLinearization(operations: readonly RegisterSearchOperation
           return 'linearizable';
         }
         break;
+      }
+      if (frame.phase === 1 && node !== tail) {
+        // Just in time (Lowe §5): first try the operation whose completion comes first.
+        const op = nodeOp[node];
+        frame.first = op;
+        if (legal(op, frame.state) && (frame.need === NO_NEED || !legal(op, frame.need)) && descend(op)) {
+          if (requiredLeft === 0) {
+            budget.charge(steps + extraSteps);
+            return 'linearizable';
+          }
+        }
       }
       continue;
     }
@@ -592,6 +607,7 @@ export function searchLinearization(operations: readonly RegisterSearchOperation
       if (nodeIsCall[node]) {
         frame.node = nextNode[node];
         const op = nodeOp[node];
+        if (op === frame.first) continue;
         // Inside a run of optional operations, only an operation the run was needed for may follow.
         if (legal(op, frame.state) && (frame.need === NO_NEED || !legal(op, frame.need)) && descend(op)) {
           if (requiredLeft === 0) {
