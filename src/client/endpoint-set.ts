@@ -139,7 +139,8 @@ export class EndpointSet {
   /** One HTTP request with a timeout; never throws. */
   async attempt(endpoint: string, request: HttpRequest, timeoutMs: number): Promise<AttemptOutcome> {
     if (this.closed) return { kind: 'not_sent', reason: 'client closed' };
-    const timeout = new Error(`no answer from ${endpoint} within ${timeoutMs} ms`);
+    // A plain object, not an Error: this runs per request and a stack trace is not free.
+    const timeout = { timedOut: true };
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(timeout), timeoutMs);
     try {
@@ -153,7 +154,8 @@ export class EndpointSet {
       const body = Buffer.from(await response.body.arrayBuffer());
       return { kind: 'reply', reply: { status: response.statusCode, headers: response.headers, body } };
     } catch (error) {
-      if (error === timeout) return { kind: 'lost', reason: timeout.message, timedOut: true };
+      if (error === timeout)
+        return { kind: 'lost', reason: `no answer from ${endpoint} within ${timeoutMs} ms`, timedOut: true };
       const code = (error as { code?: string }).code ?? '';
       const reason = `${endpoint}: ${code || (error as Error).name}: ${(error as Error).message}`;
       if (NOT_SENT_CODES.has(code)) return { kind: 'not_sent', reason };
