@@ -11,7 +11,7 @@ import type { ApplyBatch, Compare, MetaWrite, RangeOptions, RequestOp, Txn } fro
 const COMPARE_OPS: ReadonlySet<string> = new Set(['=', '!=', '<', '>']);
 
 export function checkKey(key: unknown, limits: StoreLimits, where: string): asserts key is Buffer {
-  if (!(key instanceof Uint8Array)) throw new InvalidStoreRequestError(`${where}: key must be a Buffer`);
+  if (!Buffer.isBuffer(key)) throw new InvalidStoreRequestError(`${where}: key must be a Buffer`);
   if (key.length === 0) throw new InvalidStoreRequestError(`${where}: key must not be empty`);
   if (key.length > limits.maxKeyBytes) {
     throw new StoreLimitError('maxKeyBytes', limits.maxKeyBytes, key.length, `${where}: key size in bytes`);
@@ -19,7 +19,7 @@ export function checkKey(key: unknown, limits: StoreLimits, where: string): asse
 }
 
 function checkValue(value: unknown, limits: StoreLimits, where: string): void {
-  if (!(value instanceof Uint8Array)) throw new InvalidStoreRequestError(`${where}: value must be a Buffer`);
+  if (!Buffer.isBuffer(value)) throw new InvalidStoreRequestError(`${where}: value must be a Buffer`);
   if (value.length > limits.maxValueBytes) {
     throw new StoreLimitError(
       'maxValueBytes',
@@ -46,7 +46,7 @@ function checkCompare(compare: Compare, limits: StoreLimits, where: string): voi
     case 'value':
       if (!COMPARE_OPS.has(compare.op))
         throw new InvalidStoreRequestError(`${where}: unknown op ${String(compare.op)}`);
-      if (!(compare.value instanceof Uint8Array)) {
+      if (!Buffer.isBuffer(compare.value)) {
         throw new InvalidStoreRequestError(`${where}: a value compare needs a Buffer value`);
       }
       return;
@@ -107,6 +107,10 @@ export function metaKeyBytes(key: unknown, limits: StoreLimits, where: string): 
     throw new InvalidStoreRequestError(`${where}: meta key must be a non-empty string`);
   }
   const bytes = Buffer.from(key, 'utf8');
+  // A lone surrogate would encode as U+FFFD: two different strings, one stored key.
+  if (bytes.toString('utf8') !== key) {
+    throw new InvalidStoreRequestError(`${where}: meta key must be well-formed Unicode (no lone surrogates)`);
+  }
   if (bytes.length > limits.maxMetaKeyBytes) {
     throw new StoreLimitError(
       'maxMetaKeyBytes',
@@ -123,7 +127,7 @@ function checkMetaWrite(write: MetaWrite, limits: StoreLimits, where: string): v
     throw new InvalidStoreRequestError(`${where} must be an object`);
   metaKeyBytes(write.key, limits, where);
   if (write.value === null) return;
-  if (!(write.value instanceof Uint8Array)) {
+  if (!Buffer.isBuffer(write.value)) {
     throw new InvalidStoreRequestError(`${where}: meta value must be a Buffer or null`);
   }
   if (write.value.length > limits.maxMetaValueBytes) {
@@ -191,7 +195,7 @@ export interface CheckedRange {
 
 function checkBound(bound: unknown, where: string): Buffer | undefined {
   if (bound === undefined) return undefined;
-  if (!(bound instanceof Uint8Array)) throw new InvalidStoreRequestError(`${where} must be a Buffer`);
+  if (!Buffer.isBuffer(bound)) throw new InvalidStoreRequestError(`${where} must be a Buffer`);
   return bound as Buffer;
 }
 
@@ -261,17 +265,13 @@ export function prefixRange(
   options: { limit?: number; reverse?: boolean } | undefined,
   where: string,
 ): RangeOptions {
-  if (!(prefix instanceof Uint8Array))
-    throw new InvalidStoreRequestError(`${where}: prefix must be a Buffer`);
-  const bytes = Buffer.isBuffer(prefix)
-    ? prefix
-    : Buffer.from(prefix.buffer, prefix.byteOffset, prefix.byteLength);
-  return { start: bytes, end: prefixEnd(bytes), limit: options?.limit, reverse: options?.reverse };
+  if (!Buffer.isBuffer(prefix)) throw new InvalidStoreRequestError(`${where}: prefix must be a Buffer`);
+  return { start: prefix, end: prefixEnd(prefix), limit: options?.limit, reverse: options?.reverse };
 }
 
 /** Checks the opaque metadata of an export and returns a copy the export can keep. */
 export function checkSnapshotMetadata(metadata: unknown): Buffer {
-  if (!(metadata instanceof Uint8Array)) {
+  if (!Buffer.isBuffer(metadata)) {
     throw new InvalidStoreRequestError('exportSnapshot: metadata must be a Buffer');
   }
   if (metadata.length > MAX_SNAPSHOT_METADATA_BYTES) {

@@ -390,6 +390,10 @@ export function runStateStoreContract(
         store.range({}).map((kv) => kv.key.toString()),
         ['conf'],
       );
+      assert.throws(
+        () => applyNext(store, [], [{ key: 'x\uD800', value: text('x') }]),
+        /well-formed Unicode/,
+      );
       applyNext(store, [], [{ key: 'conf', value: null }]);
       assert.equal(store.getMeta('conf'), null);
       assert.equal(store.revision(), 1, 'meta writes do not touch the revision');
@@ -435,6 +439,9 @@ export function runStateStoreContract(
         InvalidStoreRequestError,
       );
       assert.throws(() => store.get(Buffer.alloc(0)), InvalidStoreRequestError);
+      const notBuffer = new Uint8Array([1]) as Buffer;
+      assert.throws(() => applyNext(store, [plain(putOp(notBuffer, text('v')))]), InvalidStoreRequestError);
+      assert.throws(() => store.range({ start: notBuffer }), InvalidStoreRequestError);
       applyNext(store, [plain(putOp(Buffer.alloc(8, 1), Buffer.alloc(16, 2)))]);
       assert.equal(store.get(Buffer.alloc(8, 1))!.value.length, 16);
     });
