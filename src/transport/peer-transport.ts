@@ -24,6 +24,7 @@ import { Backoff } from './backoff.js';
 import { type Envelope, EnvelopeType, PROTOCOL_VERSION, clipText, encodeEnvelope } from './envelope.js';
 import { TransportError } from './errors.js';
 import { FRAME_BODY_HARD_LIMIT, FRAME_HEADER_BYTES, frameHeader } from './frame-codec.js';
+import { type PendingRequest, PendingRequests } from './pending-requests.js';
 import { ID_RULE, isValidId } from './identifiers.js';
 import { PeerConnection } from './peer-connection.js';
 import { type QueuedEnvelope, SendQueue } from './send-queue.js';
@@ -152,15 +153,6 @@ interface PeerLink {
   counters: PeerCounters;
 }
 
-interface PendingRequest<Res> {
-  peer: string;
-  resolve: (response: Res) => void;
-  reject: (error: TransportError) => void;
-  timer: NodeJS.Timeout;
-  /** Incarnation of the peer the request was written to; undefined while queued. */
-  writtenTo: string | undefined;
-}
-
 function zeroCounters(): PeerCounters {
   return {
     messagesSent: 0,
@@ -195,10 +187,8 @@ export class PeerTransport<M, Req = M, Res = M> {
   private readonly logger: TransportLogger;
   private readonly links = new Map<string, PeerLink>();
   private readonly handshaking = new Set<PeerConnection>();
-  private readonly pending = new Map<number, PendingRequest<Res>>();
-  private nextRequestId = 1;
+  private readonly pending: PendingRequests<Res>;
   private inboundRequestsInFlight = 0;
-  private requestTimeouts = 0;
   private unidentifiedProtocolErrors = 0;
   private rejectedHandshakes = 0;
   private server: Server | undefined;
@@ -229,6 +219,7 @@ export class PeerTransport<M, Req = M, Res = M> {
     positiveInteger('maxPeers', limits.maxPeers);
     positiveInteger('maxHandshakingConnections', limits.maxHandshakingConnections);
     this.limits = limits;
+    this.pending = new PendingRequests<Res>(limits.maxPendingRequests);
     this.logger = options.logger ?? silentLogger;
     this.connectTimeoutMs = positiveInteger('connectTimeoutMs', options.connectTimeoutMs ?? 3000);
     this.handshakeTimeoutMs = positiveInteger('handshakeTimeoutMs', options.handshakeTimeoutMs ?? 5000);
@@ -300,7 +291,7 @@ export class PeerTransport<M, Req = M, Res = M> {
     link.active?.close('peer removed');
     link.dialing?.close('peer removed');
     link.queue.clear('closed');
-    this.failPending((p) => p.peer === peerId, 'closed', 'peer removed');
+    this.pending.failWhere((p) => p.peer === peerId, 'closed', 'peer removed');
   }
 
   /**
@@ -330,54 +321,40 @@ export class PeerTransport<M, Req = M, Res = M> {
     const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs ?? this.defaultRequestTimeoutMs);
     if (this.closed) return Promise.reject(new TransportError('closed', 'transport is closed', to));
     const link = this.links.get(to);
-    if (!link)
+    if (!link) {
       return Promise.reject(new TransportError('unknown_peer', `unknown peer ${JSON.stringify(to)}`, to));
-    if (this.pending.size >= this.limits.maxPendingRequests) {
-      return Promise.reject(
-        new TransportError(
-          'overloaded',
-          `${this.limits.maxPendingRequests} peer requests already pending`,
-          to,
-        ),
-      );
     }
-    const id = this.nextRequestId++;
-    const bytes = encodeEnvelope({ type: EnvelopeType.Request, id, payload: request });
+    let pending: { request: PendingRequest<Res>; response: Promise<Res> };
+    try {
+      pending = this.pending.open(to, timeoutMs);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const { request: entry, response } = pending;
+    const bytes = encodeEnvelope({ type: EnvelopeType.Request, id: entry.id, payload: request });
     if (bytes.length > this.limits.maxFrameBytes || bytes.length > this.limits.maxQueueBytes) {
       link.counters.droppedTooLarge++;
-      return Promise.reject(
-        new TransportError(
-          'too_large',
-          `request of ${bytes.length} bytes exceeds the maximum frame of ${this.limits.maxFrameBytes} bytes`,
-          to,
-        ),
-      );
+      const limit = this.limits.maxFrameBytes;
+      const message = `request of ${bytes.length} bytes exceeds the maximum frame of ${limit} bytes`;
+      this.pending.reject(entry.id, new TransportError('too_large', message, to));
+      return response;
     }
-    return new Promise<Res>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (!this.pending.delete(id)) return;
-        this.requestTimeouts++;
-        reject(new TransportError('timeout', `no response from ${to} within ${timeoutMs} ms`, to));
-      }, timeoutMs);
-      const entry: PendingRequest<Res> = { peer: to, resolve, reject, timer, writtenTo: undefined };
-      this.pending.set(id, entry);
-      this.enqueue(link, {
-        bytes,
-        onWrite: () => {
-          entry.writtenTo = link.active?.remoteIncarnation;
-        },
-        onDrop: (reason) =>
-          this.settleRequest(id, (p) =>
-            p.reject(
-              reason === 'queue_full'
-                ? new TransportError('dropped', `send queue to ${to} overflowed`, to)
-                : reason === 'too_large'
-                  ? new TransportError('too_large', `request larger than ${to} accepts`, to)
-                  : new TransportError('closed', 'transport closed', to),
-            ),
-          ),
-      });
+    this.enqueue(link, {
+      bytes,
+      onWrite: () => {
+        entry.writtenTo = link.active?.remoteIncarnation;
+      },
+      onDrop: (reason) =>
+        this.pending.reject(
+          entry.id,
+          reason === 'queue_full'
+            ? new TransportError('dropped', `send queue to ${to} overflowed`, to)
+            : reason === 'too_large'
+              ? new TransportError('too_large', `request larger than ${to} accepts`, to)
+              : new TransportError('closed', 'transport closed', to),
+        ),
     });
+    return response;
   }
 
   stats(): TransportStats {
@@ -401,7 +378,7 @@ export class PeerTransport<M, Req = M, Res = M> {
       peers,
       pendingRequests: this.pending.size,
       inboundRequestsInFlight: this.inboundRequestsInFlight,
-      requestTimeouts: this.requestTimeouts,
+      requestTimeouts: this.pending.timeouts,
       unidentifiedProtocolErrors: this.unidentifiedProtocolErrors,
       rejectedHandshakes: this.rejectedHandshakes,
     };
@@ -419,7 +396,7 @@ export class PeerTransport<M, Req = M, Res = M> {
       link.queue.clear('closed');
     }
     for (const connection of this.handshaking) connection.close('transport closing');
-    this.failPending(() => true, 'closed', 'transport closed');
+    this.pending.failWhere(() => true, 'closed', 'transport closed');
     const server = this.server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
@@ -702,7 +679,7 @@ export class PeerTransport<M, Req = M, Res = M> {
     if (link.reconnectTimer) clearTimeout(link.reconnectTimer);
     link.reconnectTimer = undefined;
     if (link.incarnation !== undefined && link.incarnation !== incarnation) {
-      this.failPending(
+      this.pending.failWhere(
         (p) => p.peer === link.id && p.writtenTo !== undefined && p.writtenTo !== incarnation,
         'peer_restarted',
         `peer ${link.id} restarted before answering`,
@@ -893,43 +870,20 @@ export class PeerTransport<M, Req = M, Res = M> {
     from: string,
     envelope: Extract<Envelope, { type: typeof EnvelopeType.Response | typeof EnvelopeType.ErrorResponse }>,
   ): void {
-    const pending = this.pending.get(envelope.id);
-    if (!pending || pending.peer !== from) {
+    if (!this.pending.get(envelope.id, from)) {
       this.logger.debug({ peer: from, id: envelope.id }, 'response to an unknown or expired request ignored');
       return;
     }
     if (envelope.type === EnvelopeType.ErrorResponse) {
-      this.settleRequest(envelope.id, (p) =>
-        p.reject(
-          new TransportError('remote', `${from}: ${envelope.code}: ${envelope.message}`, from, envelope.code),
-        ),
+      const message = `${from}: ${envelope.code}: ${envelope.message}`;
+      this.pending.reject(envelope.id, new TransportError('remote', message, from, envelope.code));
+    } else if (this.options.isResponse && !this.options.isResponse(envelope.payload)) {
+      this.pending.reject(
+        envelope.id,
+        new TransportError('invalid_response', `response from ${from} failed validation`, from),
       );
-      return;
-    }
-    if (this.options.isResponse && !this.options.isResponse(envelope.payload)) {
-      this.settleRequest(envelope.id, (p) =>
-        p.reject(new TransportError('invalid_response', `response from ${from} failed validation`, from)),
-      );
-      return;
-    }
-    this.settleRequest(envelope.id, (p) => p.resolve(envelope.payload as Res));
-  }
-
-  private settleRequest(id: number, settle: (pending: PendingRequest<Res>) => void): void {
-    const pending = this.pending.get(id);
-    if (!pending) return;
-    this.pending.delete(id);
-    clearTimeout(pending.timer);
-    settle(pending);
-  }
-
-  private failPending(
-    match: (pending: PendingRequest<Res>) => boolean,
-    code: 'closed' | 'peer_restarted',
-    message: string,
-  ): void {
-    for (const [id, pending] of this.pending) {
-      if (match(pending)) this.settleRequest(id, (p) => p.reject(new TransportError(code, message, p.peer)));
+    } else {
+      this.pending.resolve(envelope.id, envelope.payload as Res);
     }
   }
 }

@@ -338,6 +338,39 @@ describe('PeerTransport', () => {
     }
   });
 
+  it('bounds pending requests and answers overloaded beyond the inbound limit', async () => {
+    const a = await startNode<TestMessage>('a', { limits: { maxPendingRequests: 2 } });
+    const b = await startNode<TestMessage>('b', {
+      limits: { maxInboundRequests: 1 },
+      onRequest: () => new Promise<TestMessage>(() => {}),
+    });
+    const c = await startNode<TestMessage>('c');
+    try {
+      a.transport.setPeer('b', b.address);
+      const first = a.transport.request('b', { seq: 1 }, { timeoutMs: 60_000 });
+      const second = a.transport.request('b', { seq: 2 }, { timeoutMs: 60_000 });
+      await assert.rejects(
+        a.transport.request('b', { seq: 3 }),
+        (e: unknown) => e instanceof TransportError && e.code === 'overloaded' && e.certainlyNotExecuted,
+      );
+      // b handles one request at a time: the second is refused by b itself.
+      await assert.rejects(
+        second,
+        (e: unknown) => e instanceof TransportError && e.remoteCode === 'overloaded',
+      );
+      assert.equal(a.transport.stats().pendingRequests, 1);
+      assert.equal(b.transport.stats().inboundRequestsInFlight, 1);
+      c.transport.setPeer('b', b.address);
+      await assert.rejects(
+        c.transport.request('b', { seq: 4 }),
+        (e: unknown) => e instanceof TransportError && e.remoteCode === 'overloaded',
+      );
+      void first.catch(() => {});
+    } finally {
+      await closeAll(a, b, c);
+    }
+  });
+
   it('fails a pending request early when the peer restarts', async () => {
     const a = await startNode<TestMessage>('a');
     let b = await startNode<TestMessage>('b', { onRequest: () => new Promise<TestMessage>(() => {}) });
