@@ -10,6 +10,9 @@
  *    non-linearizable. One rule keeps the result honest: an operation that installs a value
  *    (write, cas, delete) is never dropped while a remaining operation observes that value, so
  *    the result never turns "read an old value" into "read a value nobody wrote".
+ *
+ * The result also lists, as context, failed writes of values that the remaining operations
+ * observe (a failed write did not happen, so a read of its value is what cannot be explained).
  */
 import type { HistoryOperation } from './history-operation.js';
 import {
@@ -92,6 +95,16 @@ export function minimizeFailure(keyOperations: readonly HistoryOperation[], budg
       if (tryRemove(index, index + 1)) removedAny = true;
     }
   }
-  const operations = current.map((op) => op.source).sort((a, b) => a.invokeIndex - b.invokeIndex);
+  // Context for the reader: failed operations (which did not happen) that wrote a value the
+  // remaining operations observe, e.g. a failed write whose value was later read.
+  const observed = observedValues(current);
+  const failedWriters = keyOperations.filter(
+    (op) =>
+      op.outcome === 'fail' &&
+      op.completeIndex <= failurePoint &&
+      ((op.f === 'write' && observed.has(op.value as string)) ||
+        (op.f === 'cas' && op.error !== 'mismatch' && observed.has((op.value as readonly [string | null, string])[1]))),
+  );
+  const operations = [...current.map((op) => op.source), ...failedWriters].sort((a, b) => a.invokeIndex - b.invokeIndex);
   return { failurePoint, operations, minimized: !exhausted };
 }

@@ -30,7 +30,10 @@ export interface KeyFailure {
   readonly keyOperationCount: number;
   /** Position (line - 1) of the completion event after which the key's history is not linearizable. */
   readonly failurePoint: number;
-  /** A small set of the key's operations that cannot be ordered, in invoke order. */
+  /**
+   * A small set of the key's operations that cannot be ordered, in invoke order; plus, as context,
+   * any failed write whose value one of them observed.
+   */
   readonly operations: readonly HistoryOperation[];
   /** False when the minimization budget ran out: the set is smaller than the key's history but may not be minimal. */
   readonly minimized: boolean;

@@ -2,23 +2,38 @@
  * The linearizability search for the history of ONE key of a key-value register.
  *
  * Algorithm: Wing & Gong's search ("Testing and verifying concurrent objects", 1993) with Lowe's
- * improvements ("Testing for linearizability", 2017) as used by Porcupine and Knossos: the
- * operations' invoke ("call") and completion ("return") entries form one list in history order; the
- * search walks it, tries to linearize the next call whose operation is legal in the current state,
- * lifts it out of the list, and restarts from the head; reaching a return entry means that operation
- * was not linearized before it completed, so it backtracks. Configurations already explored —
- * (set of linearized operations, register state) — are memoized, so no configuration is searched twice.
+ * improvements ("Testing for linearizability", 2017) as used by Porcupine and Knossos: the required
+ * operations' invoke ("call") and completion ("return") entries form one list in history order; at
+ * each configuration the candidates are the calls before the first return entry (an operation
+ * invoked after some pending operation completed cannot go before it); the search linearizes a
+ * legal candidate, lifts its entries out of the list, and goes on; when no candidate works it
+ * backtracks. Configurations — (linearized set, register state) — are memoized, so none is searched
+ * twice. Locality (Herlihy & Wing 1990, Theorem 1) lets the caller check each key on its own.
  *
- * Two refinements for operations whose outcome is unknown (`info`, or still pending at a cut):
- * they are OPTIONAL — they have no return entry (they may take effect at any time after their
- * invoke) and the search succeeds as soon as every REQUIRED operation is linearized (an optional
- * operation that never took effect is simply never linearized). And since an optional operation
- * never has to be linearized, a configuration (L ∪ {optional ops}, s) can do nothing that (L, s)
- * cannot, so it is pruned when (L, s) is already in the cache (subsumption; the relation is a
- * simulation, so the search stays complete).
+ * Refinements, each a reduction that keeps the search complete (the property tests compare it with
+ * a brute-force checker):
  *
- * Locality (Herlihy & Wing 1990, §3.3: linearizability is compositional) is what lets the caller
- * check each key separately.
+ * - OPTIONAL operations (outcome unknown: `info`, or pending at a cut) have no return entry — they
+ *   may take effect at any time after their invoke, or never — and success comes when every
+ *   REQUIRED operation is linearized.
+ * - Subsumption: an optional operation never has to be linearized, so a configuration whose
+ *   optional set contains a cached one's (same required set and state) can do nothing more; it is
+ *   pruned.
+ * - Optional operations only where needed: any linearization can be rearranged so that a run of
+ *   optional operations (a write, or a cas, then cas that expect the previous value) starts in state
+ *   s only right before a required operation that is illegal in s. So optional operations are tried
+ *   only when the required candidates are exhausted, only those whose chain ends in a value a blocked
+ *   candidate expects, and inside a run the next operation must be illegal in s (`need`).
+ * - Observers first: a required read or failed-cas observation that is legal now can be moved to the
+ *   front of any linearization from here (it changes nothing, and nothing pending must precede it),
+ *   so it is taken without branching.
+ * - Anonymous values: a value no operation expects (no read returned it, no cas names it) cannot be
+ *   told from another such value, so all share one state; and optional writes of such values are
+ *   interchangeable but for their invoke time, so only the earliest one is ever tried.
+ * - Just in time (Lowe §5): the candidate whose return entry comes first is tried first.
+ *
+ * The search is exponential in the worst case (linearizability checking is NP-complete: Gibbons &
+ * Korach 1997); the budget turns a pathological history into 'unknown'.
  */
 import type { CasArguments } from './history-event.js';
 import type { HistoryOperation } from './history-operation.js';
