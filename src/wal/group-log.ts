@@ -7,6 +7,7 @@
  * entries; the term of the snapshot index is the snapshot's term (Raft §5.3 / thesis §5.1 need it
  * for the consistency check of the entry that follows).
  */
+import type { GroupStateCopy } from './record-codec.js';
 import type { WalHardState } from './types.js';
 
 /** A position packs the segment number and the byte offset in it into one float64. */
@@ -157,4 +158,18 @@ export class GroupLog {
     this.sizes.splice(0, this.head);
     this.head = 0;
   }
+}
+
+/** The hard state and snapshot marker of every group that has one, for a segment header. */
+export function stateCopiesOf(groups: Iterable<GroupLog>): GroupStateCopy[] {
+  const states: GroupStateCopy[] = [];
+  for (const g of groups) {
+    if (g.hardState === null && !g.hasSnapshot) continue;
+    states.push({
+      group: g.group,
+      hardState: g.hardState,
+      snapshot: g.hasSnapshot ? { index: g.snapshotIndex, term: g.snapshotTerm } : null,
+    });
+  }
+  return states;
 }

@@ -177,6 +177,18 @@ export function segmentHeaderFrameBytes(hardStatePayloadTotal: number, snapshots
   return frameBytes(SEGMENT_HEADER_FIXED_BYTES + hardStatePayloadTotal + snapshots * SNAPSHOT_PAYLOAD_BYTES);
 }
 
+/** Frame bytes of the segment header that repeats `states`. */
+export function segmentHeaderFrameBytesOf(states: readonly GroupStateCopy[]): number {
+  let hardStateBytes = 0;
+  let snapshots = 0;
+  for (const s of states) {
+    if (s.hardState !== null)
+      hardStateBytes += hardStatePayloadBytes(Buffer.byteLength(s.hardState.vote, 'utf8'));
+    if (s.snapshot !== null) snapshots++;
+  }
+  return segmentHeaderFrameBytes(hardStateBytes, snapshots);
+}
+
 /**
  * The first record of every segment: identity of the file plus a copy of every group's latest
  * hard state and snapshot marker, so that deleting older segments never loses them (etcd does the

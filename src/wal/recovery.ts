@@ -29,19 +29,15 @@ import {
   RecordType,
   readFrame,
 } from './record-codec.js';
-import { closeQuietly, PREALLOCATED_FILE, parseSegmentFileName, segmentFileName } from './segment-files.js';
+import {
+  closeQuietly,
+  PREALLOCATED_FILE,
+  parseSegmentFileName,
+  type SegmentFile,
+  segmentFileName,
+} from './segment-files.js';
 
-/** A segment of the log, as the writer and the reader see it. */
-export interface SegmentFile {
-  seq: number;
-  path: string;
-  /** Open descriptor; -1 while the segment is only planned by a batch not yet written. */
-  fd: number;
-  /** Capacity in bytes (from its header; new segments get the configured size). */
-  size: number;
-  /** Per group, the highest entry index written in this segment (live or since replaced). */
-  maxEntryIndex: Map<number, number>;
-}
+export type { SegmentFile };
 
 /** What the log must do to the last segment before it appends again. */
 export type TailRepair =

@@ -5,9 +5,22 @@
 import { closeSync, constants, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { WalError } from './errors.js';
-import { fsyncFile, openFile, writeFully } from './file-io.js';
+import { WalError, WalLimitError } from './errors.js';
+import { fdatasyncFile, fsyncFile, openFile, writeFully } from './file-io.js';
 import { MiB } from './limits.js';
+import { encodeSegmentHeader, type GroupStateCopy, segmentHeaderFrameBytesOf } from './record-codec.js';
+
+/** A segment of the log, as the writer and the reader see it. */
+export interface SegmentFile {
+  seq: number;
+  path: string;
+  /** Open descriptor; -1 while the segment is only planned by a batch not yet written. */
+  fd: number;
+  /** Capacity in bytes (from its header; new segments get the configured size). */
+  size: number;
+  /** Per group, the highest entry index written in this segment (live or since replaced). */
+  maxEntryIndex: Map<number, number>;
+}
 
 const SEGMENT_NAME = /^([0-9a-f]{16})\.wal$/;
 /** The next segment, being zero-filled in the background; renamed into place when the log rolls. */
@@ -54,6 +67,47 @@ export async function createZeroFilledFile(path: string, size: number): Promise<
     throw err;
   }
   return fd;
+}
+
+/** Writes zeros over [from, to) of `fd`. */
+export async function zeroRange(fd: number, from: number, to: number): Promise<void> {
+  for (let p = from; p < to; p += ZERO_CHUNK.length) {
+    await writeFully(fd, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, to - p), p);
+  }
+}
+
+/**
+ * Writes segment `seq` afresh, replacing any file of that name: zero-filled, a header repeating
+ * `states`, fsynced, renamed into place, directory fsynced. Used for the first segment of a new
+ * log and to rebuild a last segment whose header was torn.
+ */
+export async function createSegmentWithHeader(
+  dir: string,
+  seq: number,
+  size: number,
+  states: readonly GroupStateCopy[],
+): Promise<{ segment: SegmentFile; headerBytes: number }> {
+  const headerBytes = segmentHeaderFrameBytesOf(states);
+  if (headerBytes > size / 2) {
+    throw new WalLimitError(
+      `the recovered hard states and snapshot markers need ${headerBytes} bytes per segment header, more than half the segment size ${size}`,
+    );
+  }
+  const header = Buffer.alloc(headerBytes);
+  encodeSegmentHeader(header, 0, seq, size, states);
+  const temporary = join(dir, PREALLOCATED_FILE);
+  const path = join(dir, segmentFileName(seq));
+  const fd = await createZeroFilledFile(temporary, size);
+  try {
+    await writeFully(fd, header, 0, headerBytes, 0);
+    await fdatasyncFile(fd);
+    await rename(temporary, path);
+    await fsyncDirectory(dir);
+  } catch (err) {
+    closeQuietly(fd);
+    throw err;
+  }
+  return { segment: { seq, path, fd, size, maxEntryIndex: new Map() }, headerBytes };
 }
 
 /**

@@ -21,11 +21,11 @@
  * kernel may have dropped the dirty pages, and retrying would report success for lost data.
  */
 import { readSync } from 'node:fs';
-import { mkdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WalClosedError, WalCorruptionError, WalError, WalFailedError, WalLimitError } from './errors.js';
-import { fdatasyncFile, fsyncFile, writeFully, writeFullySync } from './file-io.js';
-import { GroupLog, packPosition, positionOffset, positionSeq } from './group-log.js';
+import { fdatasyncFile, fsyncFile, writeFullySync } from './file-io.js';
+import { GroupLog, packPosition, positionOffset, positionSeq, stateCopiesOf } from './group-log.js';
 import {
   checkSegmentSize,
   DEFAULT_MAX_PENDING_BYTES,
@@ -43,24 +43,24 @@ import {
   encodeTruncate,
   entryFrameBytes,
   frameBytes,
-  type GroupStateCopy,
   HARD_STATE_FIXED_BYTES,
   RecordType,
   readFrame,
   SNAPSHOT_PAYLOAD_BYTES,
-  segmentHeaderFrameBytes,
+  segmentHeaderFrameBytesOf,
   TRUNCATE_PAYLOAD_BYTES,
 } from './record-codec.js';
 import { headerHardStateBytesOf, type ValidationContext, validateAppend } from './record-validation.js';
-import { recoverLog, type SegmentFile } from './recovery.js';
+import { recoverLog } from './recovery.js';
 import {
   closeQuietly,
-  createZeroFilledFile,
+  createSegmentWithHeader,
   fsyncDirectory,
   lockDirectory,
-  PREALLOCATED_FILE,
+  type SegmentFile,
   SegmentPreallocator,
   segmentFileName,
+  zeroRange,
 } from './segment-files.js';
 import { parseSyncMode, type SyncMode } from './sync-mode.js';
 import type {
@@ -248,7 +248,12 @@ export class WriteAheadLog {
       let tailOffset = recovered.tailOffset;
       const repair = recovered.repair;
       if (repair.kind === 'createSegment') {
-        const created = await createSegmentWithHeader(dir, repair.seq, segmentSize, recovered.groups);
+        const created = await createSegmentWithHeader(
+          dir,
+          repair.seq,
+          segmentSize,
+          stateCopiesOf(recovered.groups.values()),
+        );
         segments.push(created.segment);
         tailOffset = created.headerBytes;
       } else {
@@ -427,8 +432,8 @@ export class WriteAheadLog {
   private roll(batch: Batch): void {
     const seq = this.tailSeq + 1;
     if (seq > MAX_SEGMENT_SEQ) throw new WalLimitError(`WAL segment number limit ${MAX_SEGMENT_SEQ} reached`);
-    const states = this.stateCopies();
-    const headerBytes = headerFrameBytesOf(states);
+    const states = stateCopiesOf(this.groupLogs.values());
+    const headerBytes = segmentHeaderFrameBytesOf(states);
     const chunk = this.newChunk(batch, seq, 0, true, headerBytes);
     chunk.len = encodeSegmentHeader(chunk.buf, 0, seq, this.segmentSize, states);
     batch.bytes += chunk.len;
@@ -444,19 +449,6 @@ export class WriteAheadLog {
     this.tailSeq = seq;
     this.tailOffset = chunk.len;
     this.tailSize = this.segmentSize;
-  }
-
-  private stateCopies(): GroupStateCopy[] {
-    const states: GroupStateCopy[] = [];
-    for (const g of this.groupLogs.values()) {
-      if (g.hardState === null && !g.hasSnapshot) continue;
-      states.push({
-        group: g.group,
-        hardState: g.hardState,
-        snapshot: g.hasSnapshot ? { index: g.snapshotIndex, term: g.snapshotTerm } : null,
-      });
-    }
-    return states;
   }
 
   private newChunk(
@@ -882,60 +874,4 @@ export class WriteAheadLog {
       this.kick();
     });
   }
-}
-
-function headerFrameBytesOf(states: readonly GroupStateCopy[]): number {
-  let hardStateBytes = 0;
-  let snapshots = 0;
-  for (const s of states) {
-    if (s.hardState !== null) hardStateBytes += headerHardStateBytesOf(s.hardState);
-    if (s.snapshot !== null) snapshots++;
-  }
-  return segmentHeaderFrameBytes(hardStateBytes, snapshots);
-}
-
-/** Writes segment `seq` afresh: zero-filled, header with the given groups' state, then fsync + rename. */
-async function createSegmentWithHeader(
-  dir: string,
-  seq: number,
-  size: number,
-  groups: Map<number, GroupLog>,
-): Promise<{ segment: SegmentFile; headerBytes: number }> {
-  const states: GroupStateCopy[] = [];
-  for (const g of groups.values()) {
-    if (g.hardState === null && !g.hasSnapshot) continue;
-    states.push({
-      group: g.group,
-      hardState: g.hardState,
-      snapshot: g.hasSnapshot ? { index: g.snapshotIndex, term: g.snapshotTerm } : null,
-    });
-  }
-  const headerBytes = headerFrameBytesOf(states);
-  if (headerBytes > size / 2) {
-    throw new WalLimitError(
-      `the recovered hard states and snapshot markers need ${headerBytes} bytes per segment header, more than half the segment size ${size}`,
-    );
-  }
-  const header = Buffer.alloc(headerBytes);
-  encodeSegmentHeader(header, 0, seq, size, states);
-  const temporary = join(dir, PREALLOCATED_FILE);
-  const path = join(dir, segmentFileName(seq));
-  const fd = await createZeroFilledFile(temporary, size);
-  try {
-    await writeFully(fd, header, 0, headerBytes, 0);
-    await fdatasyncFile(fd);
-    await rename(temporary, path);
-    await fsyncDirectory(dir);
-  } catch (err) {
-    closeQuietly(fd);
-    throw err;
-  }
-  return { segment: { seq, path, fd, size, maxEntryIndex: new Map() }, headerBytes };
-}
-
-const ZEROS = Buffer.alloc(1 * MiB);
-
-async function zeroRange(fd: number, from: number, to: number): Promise<void> {
-  for (let p = from; p < to; p += ZEROS.length)
-    await writeFully(fd, ZEROS, 0, Math.min(ZEROS.length, to - p), p);
 }
