@@ -506,6 +506,33 @@ describe('HTTP API: malformed and oversize requests', () => {
     assert.equal(t.service.currentRevision, revision);
   });
 
+  it('cuts a chunked body that keeps coming far past the limit, and stays healthy', async () => {
+    const revision = t.service.currentRevision;
+    const socket = connect({ host: '127.0.0.1', port: t.port });
+    socket.on('error', () => {});
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write('PUT /kv/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const chunk = Buffer.alloc(256 * 1024, 0x61);
+    const framed = Buffer.concat([
+      Buffer.from(`${chunk.length.toString(16)}\r\n`),
+      chunk,
+      Buffer.from('\r\n'),
+    ]);
+    let sent = 0;
+    while (sent < 64 * MiB && !socket.destroyed) {
+      if (!socket.write(framed))
+        await new Promise<void>((resolve) =>
+          socket.once('drain', () => resolve()).once('close', () => resolve()),
+        );
+      sent += chunk.length;
+    }
+    await closed;
+    assert.ok(sent < 64 * MiB, 'the server closed the connection before the client finished');
+    assert.equal(t.service.currentRevision, revision);
+    assert.equal((await call(t.port, 'GET', '/health')).status, 200);
+  });
+
   it('answers malformed HTTP with 400 and survives', async () => {
     const socket = connect({ host: '127.0.0.1', port: t.port });
     const chunks: Buffer[] = [];

@@ -36,6 +36,8 @@ export interface Reply {
 
 export interface CallOptions {
   body?: Buffer | string;
+  /** Send the body with chunked transfer encoding (no Content-Length), in 64 KiB pieces. */
+  chunked?: boolean;
   headers?: Record<string, string | number>;
   agent?: Agent;
 }
@@ -50,7 +52,10 @@ export function call(port: number, method: string, path: string, options: CallOp
         port,
         method,
         path,
-        headers: { ...(body ? { 'content-length': body.length } : {}), ...options.headers },
+        headers: {
+          ...(body && !options.chunked ? { 'content-length': body.length } : {}),
+          ...options.headers,
+        },
         agent: options.agent ?? false,
       },
       (res) => {
@@ -78,7 +83,10 @@ export function call(port: number, method: string, path: string, options: CallOp
       },
     );
     req.on('error', reject);
-    if (body) req.end(body);
+    if (body && options.chunked) {
+      for (let at = 0; at < body.length; at += 64 * 1024) req.write(body.subarray(at, at + 64 * 1024));
+      req.end();
+    } else if (body) req.end(body);
     else req.end();
   });
 }

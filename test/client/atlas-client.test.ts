@@ -314,7 +314,12 @@ describe('client: exactly-once sessions and retries', () => {
     const release = t.service.hold();
     try {
       await assert.rejects(db.addMember({ id: 'n5', peerAddress: '127.0.0.1:7005' }), OutcomeUnknownError);
-      assert.equal(t.service.calls.filter((c) => c.method === 'addMember').length, 1);
+      // On a loaded machine the one request may reach the server after the client gave up on it.
+      const seen = () => t.service.calls.filter((c) => c.method === 'addMember').length;
+      const deadline = Date.now() + 10_000;
+      while (seen() === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(seen(), 1, 'sent once, never retried');
     } finally {
       release();
       await db.close();
