@@ -34,7 +34,8 @@ export function memoryBackend(): StoreBackend {
 
 /** LmdbStore in a temporary directory; reopen closes the environment and opens the same path. */
 export function lmdbBackend(options: { inlineKeyMaxBytes?: number } = {}): StoreBackend {
-  const dir = tempDir('kv');
+  // Created on first use: a backend made only to read its name leaves nothing behind.
+  let dir: string | undefined;
   const paths = new Map<StateStore, string>();
   let created = 0;
   const openAt = (path: string, limits: Partial<StoreLimits> | undefined): LmdbStore => {
@@ -51,6 +52,7 @@ export function lmdbBackend(options: { inlineKeyMaxBytes?: number } = {}): Store
         ? 'LmdbStore'
         : `LmdbStore (inline keys <= ${options.inlineKeyMaxBytes} B)`,
     async create(createOptions) {
+      dir ??= tempDir('kv');
       return openAt(join(dir, `store-${created++}`), createOptions?.limits);
     },
     async reopen(store) {
@@ -64,7 +66,8 @@ export function lmdbBackend(options: { inlineKeyMaxBytes?: number } = {}): Store
     async cleanup() {
       for (const store of paths.keys()) await store.close();
       paths.clear();
-      removeDir(dir);
+      if (dir !== undefined) removeDir(dir);
+      dir = undefined;
     },
   };
 }
