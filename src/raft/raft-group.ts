@@ -118,6 +118,8 @@ export class RaftGroup implements RaftGroupApi {
   private pendingConfIndex = 0;
 
   private msgs: Message[] = [];
+  /** Leader: new entries or a new commit index to broadcast at the next Ready (batching). */
+  private bcastPending = false;
   private readStates: ReadState[] = [];
   private leaderReads: LeaderReads | null = null;
   /** Follower: ReadIndex requests to forward to the leader at the next Ready (one message per batch). */
@@ -260,7 +262,14 @@ export class RaftGroup implements RaftGroupApi {
   transferLeadership(to: NodeId): void {
     if (this.role !== 'leader') {
       if (this.lead === '') throw new NotLeaderError('', this.group);
-      this.msgs.push({ ...this.header(this.lead), type: 'transferLeader', target: to });
+      this.msgs.push({
+        group: this.group,
+        from: this.id,
+        to: this.lead,
+        term: this.currentTerm,
+        type: 'transferLeader',
+        target: to,
+      });
       return;
     }
     const problem = this.startTransfer(to);
@@ -293,6 +302,7 @@ export class RaftGroup implements RaftGroupApi {
     if (this.outstanding !== null) return false;
     return (
       this.msgs.length > 0 ||
+      (this.bcastPending && this.role === 'leader') ||
       this.readStates.length > 0 ||
       this.log.stableIndex < this.log.lastIndex() ||
       this.log.pendingSnapshot !== undefined ||
@@ -306,6 +316,7 @@ export class RaftGroup implements RaftGroupApi {
 
   ready(): Ready {
     if (this.outstanding !== null) throw new RaftInvariantError('ready() called again before advance()');
+    if (this.bcastPending && this.role === 'leader') this.bcastAppend();
     this.flushReads();
     const rd: Ready = {
       entries: this.log.unstableEntries(),
@@ -342,7 +353,7 @@ export class RaftGroup implements RaftGroupApi {
     if (this.role === 'leader') {
       // The leader counts itself toward a quorum only for entries durable on its own disk.
       this.progress.get(this.id)?.maybeUpdate(this.log.stableIndex);
-      if (this.maybeCommit()) this.bcastAppend();
+      if (this.maybeCommit()) this.bcastPending = true;
       this.maybeAutoLeave();
     }
     this.checkInvariants();
@@ -485,6 +496,7 @@ export class RaftGroup implements RaftGroupApi {
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
     this.transferee = '';
+    this.bcastPending = false;
     this.votes.clear();
     if (this.leaderReads !== null) {
       // Leadership is lost: pending reads can no longer be confirmed (the driver times them out).
@@ -580,7 +592,10 @@ export class RaftGroup implements RaftGroupApi {
     for (const id of this.quorum.voters()) {
       if (id === this.id) continue;
       const m: VoteRequest = {
-        ...this.header(id, term),
+        group: this.group,
+        from: this.id,
+        to: id,
+        term: term,
         type,
         lastLogIndex: this.log.lastIndex(),
         lastLogTerm: this.log.lastTerm(),
@@ -621,7 +636,14 @@ export class RaftGroup implements RaftGroupApi {
       } else if (m.type === 'preVote' || m.type === 'vote') {
         // Raft Figure 2: reply false to a stale candidate, with our term so it catches up.
         const type = m.type === 'vote' ? 'voteResp' : 'preVoteResp';
-        this.msgs.push({ ...this.header(m.from), type, reject: true });
+        this.msgs.push({
+          group: this.group,
+          from: this.id,
+          to: m.from,
+          term: this.currentTerm,
+          type,
+          reject: true,
+        });
       } else {
         this.count('stale-term');
       }
@@ -657,14 +679,28 @@ export class RaftGroup implements RaftGroupApi {
     // Raft §5.4.1 election restriction: only a candidate whose log is at least as up-to-date.
     const upToDate = this.bugs.has('vote-any-log') || this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
     if (canVote && upToDate) {
-      const resp: VoteResponse = { ...this.header(m.from, m.term), type: respType, reject: false };
+      const resp: VoteResponse = {
+        group: this.group,
+        from: this.id,
+        to: m.from,
+        term: m.term,
+        type: respType,
+        reject: false,
+      };
       this.msgs.push(resp);
       if (m.type === 'vote') {
         this.electionElapsed = 0;
         this.vote = m.from;
       }
     } else {
-      const resp: VoteResponse = { ...this.header(m.from), type: respType, reject: true };
+      const resp: VoteResponse = {
+        group: this.group,
+        from: this.id,
+        to: m.from,
+        term: this.currentTerm,
+        type: respType,
+        reject: true,
+      };
       this.msgs.push(resp);
     }
   }
@@ -797,7 +833,14 @@ export class RaftGroup implements RaftGroupApi {
     // The leader sends min(match, commit), so the commit index is within our matching prefix.
     if (m.commit <= this.log.lastIndex()) this.log.commitTo(m.commit);
     else this.count('heartbeat-commit-beyond-log');
-    const resp: HeartbeatResponse = { ...this.header(m.from), type: 'heartbeatResp', readRound: m.readRound };
+    const resp: HeartbeatResponse = {
+      group: this.group,
+      from: this.id,
+      to: m.from,
+      term: this.currentTerm,
+      type: 'heartbeatResp',
+      readRound: m.readRound,
+    };
     this.msgs.push(resp);
   }
 
@@ -870,7 +913,7 @@ export class RaftGroup implements RaftGroupApi {
       } else if (pr.state === 'replicate') {
         pr.inflights.freeLE(m.index);
       }
-      if (this.maybeCommit()) this.bcastAppend();
+      if (this.maybeCommit()) this.bcastPending = true;
       else if (wasPaused) this.sendAppend(m.from, true);
       // Pipelining: fill the window with whatever is left to send.
       while (this.sendAppend(m.from, false)) {}
@@ -924,7 +967,8 @@ export class RaftGroup implements RaftGroupApi {
       throw new ProposalDroppedError('proposal-queue-full', `${this.maxProposalQueue} uncommitted entries`);
     }
     const e = this.appendLocal(type, data);
-    this.bcastAppend();
+    // Batching: every proposal until the next Ready travels in the same appends.
+    this.bcastPending = true;
     this.checkInvariants();
     return { index: e.index, term: e.term };
   }
@@ -935,13 +979,6 @@ export class RaftGroup implements RaftGroupApi {
     return e;
   }
 
-  private header(
-    to: NodeId,
-    term = this.currentTerm,
-  ): { group: number; from: NodeId; to: NodeId; term: number } {
-    return { group: this.group, from: this.id, to, term };
-  }
-
   private appendResponse(
     to: NodeId,
     reject: boolean,
@@ -949,11 +986,25 @@ export class RaftGroup implements RaftGroupApi {
     hintIndex: number,
     hintTerm: number,
   ): AppendResponse {
-    return { ...this.header(to), type: 'appendResp', reject, index, hintIndex, hintTerm };
+    return {
+      group: this.group,
+      from: this.id,
+      to: to,
+      term: this.currentTerm,
+      type: 'appendResp',
+      reject,
+      index,
+      hintIndex,
+      hintTerm,
+    };
   }
 
+  /** Send every follower what it lacks (or an empty append carrying the commit index), filling its window. */
   private bcastAppend(): void {
-    for (const id of this.progress.keys()) if (id !== this.id) this.sendAppend(id, true);
+    this.bcastPending = false;
+    for (const id of this.progress.keys()) {
+      if (id !== this.id && this.sendAppend(id, true)) while (this.sendAppend(id, false)) {}
+    }
   }
 
   /**
@@ -973,7 +1024,10 @@ export class RaftGroup implements RaftGroupApi {
     if (entries === undefined || prevLogTerm === undefined) return this.sendSnapshot(to, pr);
     if (entries.length === 0 && !sendIfEmpty) return false;
     const m: AppendRequest = {
-      ...this.header(to),
+      group: this.group,
+      from: this.id,
+      to: to,
+      term: this.currentTerm,
       type: 'append',
       prevLogIndex,
       prevLogTerm,
@@ -1004,7 +1058,10 @@ export class RaftGroup implements RaftGroupApi {
     }
     pr.becomeSnapshot(meta.index);
     this.msgs.push({
-      ...this.header(to),
+      group: this.group,
+      from: this.id,
+      to: to,
+      term: this.currentTerm,
       type: 'snapshot',
       snapshot: { index: meta.index, term: meta.term, conf: cloneConfState(meta.conf) },
     });
@@ -1016,7 +1073,10 @@ export class RaftGroup implements RaftGroupApi {
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
       const m: HeartbeatRequest = {
-        ...this.header(id),
+        group: this.group,
+        from: this.id,
+        to: id,
+        term: this.currentTerm,
         type: 'heartbeat',
         commit: Math.min(pr.match, this.log.committed),
         readRound: round,
@@ -1082,7 +1142,15 @@ export class RaftGroup implements RaftGroupApi {
         }
       }
       for (const [to, contexts] of byPeer) {
-        const m: ReadIndexResponse = { ...this.header(to), type: 'readIndexResp', contexts, index };
+        const m: ReadIndexResponse = {
+          group: this.group,
+          from: this.id,
+          to: to,
+          term: this.currentTerm,
+          type: 'readIndexResp',
+          contexts,
+          index,
+        };
         this.msgs.push(m);
       }
     }
@@ -1098,7 +1166,14 @@ export class RaftGroup implements RaftGroupApi {
       } else if (this.lead === '') {
         this.count('reads-without-leader');
       } else {
-        const m: ReadIndexRequest = { ...this.header(this.lead), type: 'readIndex', contexts };
+        const m: ReadIndexRequest = {
+          group: this.group,
+          from: this.id,
+          to: this.lead,
+          term: this.currentTerm,
+          type: 'readIndex',
+          contexts,
+        };
         this.msgs.push(m);
       }
     }
@@ -1132,7 +1207,7 @@ export class RaftGroup implements RaftGroupApi {
   }
 
   private sendTimeoutNow(to: NodeId): void {
-    this.msgs.push({ ...this.header(to), type: 'timeoutNow' });
+    this.msgs.push({ group: this.group, from: this.id, to: to, term: this.currentTerm, type: 'timeoutNow' });
   }
 
   /** Keep one Progress per member of the configuration (learners included). */
@@ -1170,7 +1245,7 @@ export class RaftGroup implements RaftGroupApi {
       this.abortTransfer('transferee-removed');
     // The quorum changed: entries and reads may now be confirmed; new members need a first probe.
     this.maybeCommit();
-    this.bcastAppend();
+    this.bcastPending = true;
     this.deliverReads(this.leaderReads!.release(this.quorum));
   }
 
@@ -1180,7 +1255,7 @@ export class RaftGroup implements RaftGroupApi {
     if (this.pendingConfIndex > this.log.applied) return;
     const e = this.appendLocal('confChange', encodeConfChange({ changes: [] }));
     this.pendingConfIndex = e.index;
-    this.bcastAppend();
+    this.bcastPending = true;
   }
 
   // -------------------------------------------------------------------------------------------

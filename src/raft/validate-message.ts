@@ -60,7 +60,8 @@ export function validateMessage(input: unknown, self: NodeId, group: number): Va
   if (!isNodeId(m.from)) return bad('bad-sender');
   if (m.from === self) return bad('from-self');
   if (!isIndex(m.term) || m.term === 0) return bad('bad-term');
-  const base = { group, from: m.from, to: self, term: m.term };
+  const from: NodeId = m.from;
+  const term: number = m.term;
   const type = m.type as MessageType;
   switch (type) {
     case 'preVote':
@@ -73,7 +74,10 @@ export function validateMessage(input: unknown, self: NodeId, group: number): Va
       return {
         ok: true,
         message: {
-          ...base,
+          group,
+          from,
+          to: self,
+          term,
           type,
           lastLogIndex: m.lastLogIndex,
           lastLogTerm: m.lastLogTerm,
@@ -84,7 +88,7 @@ export function validateMessage(input: unknown, self: NodeId, group: number): Va
     case 'preVoteResp':
     case 'voteResp':
       if (typeof m.reject !== 'boolean') return bad('bad-vote-response');
-      return { ok: true, message: { ...base, type, reject: m.reject } };
+      return { ok: true, message: { group, from, to: self, term, type, reject: m.reject } };
     case 'append': {
       if (!isIndex(m.prevLogIndex) || !isIndex(m.prevLogTerm) || !isIndex(m.commit))
         return bad('bad-append-fields');
@@ -108,7 +112,10 @@ export function validateMessage(input: unknown, self: NodeId, group: number): Va
       return {
         ok: true,
         message: {
-          ...base,
+          group,
+          from,
+          to: self,
+          term,
           type,
           prevLogIndex: m.prevLogIndex,
           prevLogTerm: m.prevLogTerm,
@@ -130,7 +137,10 @@ export function validateMessage(input: unknown, self: NodeId, group: number): Va
       return {
         ok: true,
         message: {
-          ...base,
+          group,
+          from,
+          to: self,
+          term,
           type,
           reject: m.reject,
           index: m.index,
@@ -140,10 +150,13 @@ export function validateMessage(input: unknown, self: NodeId, group: number): Va
       };
     case 'heartbeat':
       if (!isIndex(m.commit) || !isIndex(m.readRound)) return bad('bad-heartbeat');
-      return { ok: true, message: { ...base, type, commit: m.commit, readRound: m.readRound } };
+      return {
+        ok: true,
+        message: { group, from, to: self, term, type, commit: m.commit, readRound: m.readRound },
+      };
     case 'heartbeatResp':
       if (!isIndex(m.readRound)) return bad('bad-heartbeat-response');
-      return { ok: true, message: { ...base, type, readRound: m.readRound } };
+      return { ok: true, message: { group, from, to: self, term, type, readRound: m.readRound } };
     case 'snapshot': {
       const s = m.snapshot as Fields;
       if (typeof s !== 'object' || s === null || !isIndex(s.index) || !isIndex(s.term))
@@ -166,10 +179,20 @@ export function validateMessage(input: unknown, self: NodeId, group: number): Va
         learnersNext: [...c.learnersNext],
         autoLeave: c.autoLeave,
       };
-      return { ok: true, message: { ...base, type, snapshot: { index: s.index, term: s.term, conf: copy } } };
+      return {
+        ok: true,
+        message: {
+          group,
+          from,
+          to: self,
+          term,
+          type,
+          snapshot: { index: s.index, term: s.term, conf: copy },
+        },
+      };
     }
     case 'timeoutNow':
-      return { ok: true, message: { ...base, type } };
+      return { ok: true, message: { group, from, to: self, term, type } };
     case 'readIndex':
     case 'readIndexResp': {
       if (!Array.isArray(m.contexts) || m.contexts.length === 0) return bad('bad-read-contexts');
@@ -180,12 +203,12 @@ export function validateMessage(input: unknown, self: NodeId, group: number): Va
         if (b === undefined || b.length > MAX_READ_CONTEXT_BYTES) return bad('bad-read-contexts');
         contexts.push(b);
       }
-      if (type === 'readIndex') return { ok: true, message: { ...base, type, contexts } };
+      if (type === 'readIndex') return { ok: true, message: { group, from, to: self, term, type, contexts } };
       if (!isIndex(m.index)) return bad('bad-read-index');
-      return { ok: true, message: { ...base, type, contexts, index: m.index } };
+      return { ok: true, message: { group, from, to: self, term, type, contexts, index: m.index } };
     }
     case 'transferLeader':
       if (!isNodeId(m.target)) return bad('bad-transfer-target');
-      return { ok: true, message: { ...base, type, target: m.target } };
+      return { ok: true, message: { group, from, to: self, term, type, target: m.target } };
   }
 }

@@ -308,7 +308,8 @@ describe('log replication (Raft §5.3)', () => {
 
   describe('flow control', () => {
     it('pipelines at most maxInflightMsgs appends to a follower, then resumes on acks', () => {
-      const net = new TestNetwork(['a', 'b'], { maxInflightMsgs: 3 });
+      // One entry per append (2-byte data + 32 overhead), so ten proposals need ten appends.
+      const net = new TestNetwork(['a', 'b'], { maxInflightMsgs: 3, maxMsgBytes: 40 });
       net.elect('a');
       assert.equal(net.raft('a').status().progress?.b.state, 'replicate');
       for (let i = 0; i < 10; i++) net.raft('a').propose(Buffer.from(`p${i}`));
