@@ -131,7 +131,7 @@ export function checkHistory(events: readonly HistoryEvent[], options: HistoryCh
   let failingKeyCount = 0;
   let searchSteps = 0;
   for (const [key, keyOperations] of byKey) {
-    lostWrites.push(...findLostWrites(key, keyOperations));
+    for (const lost of findLostWrites(key, keyOperations)) lostWrites.push(lost);
     const budget = new SearchBudget(maxStepsPerKey, deadline);
     const verdict =
       Date.now() > deadline ? 'unknown' : searchLinearization(toSearchOperations(keyOperations), budget);
