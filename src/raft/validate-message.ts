@@ -1,4 +1,4 @@
-import { confStateProblem, MAX_NODE_ID_BYTES } from './conf-change.js';
+import { cloneConfState, confStateProblem, MAX_NODE_ID_BYTES } from './conf-change.js';
 import type { Entry, Message, MessageType, NodeId } from './types.js';
 
 /** Explicit limits on what a peer may send in one message. */
@@ -172,13 +172,7 @@ export function validateMessage(input: unknown, self: NodeId, group: number): Va
         autoLeave: conf.autoLeave as boolean,
       };
       if (confStateProblem(c) !== null || c.voters.length === 0) return bad('bad-snapshot-conf');
-      const copy = {
-        voters: [...c.voters],
-        learners: [...c.learners],
-        votersOutgoing: [...c.votersOutgoing],
-        learnersNext: [...c.learnersNext],
-        autoLeave: c.autoLeave,
-      };
+      const copy = cloneConfState(c);
       return {
         ok: true,
         message: {
