@@ -101,18 +101,17 @@ const MAX_SHUTDOWN_TRANSFER_MS = 3000;
  * config files are not read. Resolves once the node serves clients (and, with `join`, is a member).
  */
 export async function startNode(options: StartNodeOptions): Promise<AtlasNode> {
-  const raw: Partial<Record<SettingKey, unknown>> = {};
   const unknown: ConfigIssue[] = [];
   const runtimeKeys = new Set(['logger', 'processMetrics', 'joinDeadlineMs']);
-  for (const [key, value] of Object.entries(options)) {
-    if (runtimeKeys.has(key)) continue;
-    if (!(SETTING_KEYS as string[]).includes(key)) {
+  for (const key of Object.keys(options)) {
+    if (!runtimeKeys.has(key) && !(SETTING_KEYS as string[]).includes(key)) {
       unknown.push({ source: 'default', setting: key, message: `${key}: unknown setting` });
-      continue;
     }
-    raw[key as SettingKey] = value;
   }
   if (unknown.length > 0) throw new ConfigError(unknown);
+  // Every setting present (undefined = not given), as the schema expects from the config loader.
+  const given = options as Partial<Record<SettingKey, unknown>>;
+  const raw = Object.fromEntries(SETTING_KEYS.map((key) => [key, given[key]]));
   const parsed = nodeConfigSchema.safeParse(raw);
   if (!parsed.success) {
     throw new ConfigError(

@@ -209,7 +209,9 @@ export class ProcessCluster {
 
   private spawn(n: NodeProcess): void {
     const fd = openSync(n.logFile, 'a');
-    const child = spawn(process.execPath, [CLI, ...n.args], { stdio: ['ignore', fd, fd] });
+    // The nodes' settings are the test's alone: ATLAS_* variables of the caller's shell do not leak in.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ATLAS_')));
+    const child = spawn(process.execPath, [CLI, ...n.args], { stdio: ['ignore', fd, fd], env });
     closeSync(fd);
     n.child = child;
     n.exit = new Promise((resolve) => {
@@ -265,12 +267,13 @@ export class ProcessCluster {
     return r.json<ClusterStatus>();
   }
 
-  /** Waits until `id` answers /health. */
+  /** Waits until `id` answers /health; fails at once if its process exits. */
   async waitServing(id: string, deadlineMs = 30_000): Promise<void> {
-    await waitFor(`${id} to serve /health`, deadlineMs, async () => {
-      if (!this.isRunning(id)) throw new Error(`${id} exited`);
-      return (await this.health(id)) !== null;
+    const outcome = await waitFor(`${id} to serve /health`, deadlineMs, async () => {
+      if (!this.isRunning(id)) return 'exited';
+      return (await this.health(id)) !== null ? 'serving' : undefined;
     }, () => this.diagnostics());
+    if (outcome === 'exited') throw new Error(`${id} exited before it served\n${this.diagnostics()}`);
   }
 
   /**
@@ -288,7 +291,7 @@ export class ProcessCluster {
     }, () => this.diagnostics());
   }
 
-  /** Kills every child (SIGKILL) and removes the temporary directory (kept when ATLAS_KEEP_TEST_DATA is set). */
+  /** Kills every child (SIGKILL) and removes the temporary directory (kept when KEEP_ATLAS_TEST_DATA is set). */
   async destroy(): Promise<void> {
     const exits: Promise<unknown>[] = [];
     for (const n of this.nodes.values()) {
@@ -298,7 +301,7 @@ export class ProcessCluster {
       }
     }
     await Promise.all(exits);
-    if (process.env['ATLAS_KEEP_TEST_DATA']) {
+    if (process.env['KEEP_ATLAS_TEST_DATA']) {
       process.stderr.write(`cluster data and logs kept in ${this.root}\n`);
       return;
     }

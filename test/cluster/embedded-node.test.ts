@@ -1,0 +1,89 @@
+/**
+ * `startNode` (the package entry) runs a node inside this process: writes and reads through the
+ * handle's KvService and its HTTP API, a restart recovers the data from the data directory, one
+ * data directory cannot be opened twice, and bad settings are refused with every problem named.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { type AtlasNode, ConfigError, DataDirLockedError, startNode } from '../../src/index.js';
+import { call } from './process-cluster.js';
+
+const silent = pino({ level: 'silent' });
+
+function putTxn(key: string, value: string) {
+  return { compare: [], success: [{ type: 'put' as const, key: Buffer.from(key), value: Buffer.from(value) }], failure: [] };
+}
+
+describe('embedded node (startNode)', { timeout: 60_000 }, () => {
+  const root = mkdtempSync(join(tmpdir(), 'atlas-embedded-'));
+  const open: AtlasNode[] = [];
+  const settings = {
+    id: 'e1',
+    dataDir: join(root, 'e1'),
+    listenClient: '127.0.0.1:0',
+    listenPeer: '127.0.0.1:0',
+    advertisePeer: '127.0.0.1:1',
+    heartbeatIntervalMs: 20,
+    electionTimeoutMs: 200,
+    walSegmentSize: '4MiB',
+    logger: silent,
+    processMetrics: false,
+  };
+
+  after(async () => {
+    for (const n of open) await n.close().catch(() => {});
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('serves writes and reads through the KvService and HTTP, and recovers them after a restart', async () => {
+    const node = await startNode(settings);
+    open.push(node);
+    assert.match(node.clientUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.notEqual(node.clientUrl, 'http://127.0.0.1:0');
+    const result = await node.service.write(putTxn('k', 'v1'));
+    assert.equal(result.succeeded, true);
+    assert.equal((await node.service.get(Buffer.from('k'), 'linearizable'))?.value.toString(), 'v1');
+    const viaHttp = await call(node.clientUrl, 'GET', '/kv/k');
+    assert.equal(viaHttp.status, 200);
+    assert.equal(viaHttp.text(), 'v1');
+    const identity = JSON.parse(readFileSync(join(node.dataDir, 'node.json'), 'utf8')) as { nodeId: string };
+    assert.equal(identity.nodeId, 'e1');
+
+    await assert.rejects(startNode(settings), (e: unknown) => e instanceof DataDirLockedError);
+
+    await node.close();
+    assert.equal(await node.stopped, null);
+    await assert.rejects(node.service.get(Buffer.from('k'), 'serializable'), /not running|shutting down/);
+
+    const again = await startNode(settings);
+    open.push(again);
+    assert.equal((await again.service.get(Buffer.from('k'), 'linearizable'))?.value.toString(), 'v1');
+    await again.service.write(putTxn('k', 'v2'));
+    assert.equal((await again.service.get(Buffer.from('k'), 'linearizable'))?.value.toString(), 'v2');
+    await again.close();
+  });
+
+  it('refuses invalid settings, naming each problem', async () => {
+    await assert.rejects(
+      startNode({ id: 'bad id', heartbeatIntervalMs: -1, dataDir: join(root, 'bad'), logger: silent }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.match(e.message, /id: /);
+        assert.match(e.message, /heartbeat-interval-ms: /);
+        return true;
+      },
+    );
+    await assert.rejects(
+      startNode({ id: 'x', dataDir: join(root, 'x'), logger: silent, ...({ heartbeat: 5 } as object) }),
+      /heartbeat: unknown setting/,
+    );
+  });
+
+  it('refuses a data directory that belongs to another node', async () => {
+    await assert.rejects(startNode({ ...settings, id: 'e2' }), /belongs to node "e1", not "e2"/);
+  });
+});
