@@ -129,6 +129,27 @@ describe('membership changes (thesis §4.3 joint consensus, learners)', () => {
     assert.deepEqual(net.node('e').appliedData(), ['x', 'y', 'z']);
   });
 
+  it('in a joint configuration a read needs a majority of both halves', () => {
+    const net = new TestNetwork(['a', 'b', 'c']);
+    net.elect('a');
+    net.addNode('d');
+    change(net, 'a', {
+      changes: [
+        { type: 'addVoter', node: 'd' },
+        { type: 'remove', node: 'c' },
+      ],
+      autoLeave: false,
+    });
+    // C_old = {a,b,c}, C_new = {a,b,d}: with d's answer alone, a has a majority of C_new only.
+    net.filter = (m) => m.type === 'heartbeatResp' && m.from !== 'd';
+    net.raft('a').readIndex(Buffer.from('r'));
+    net.tick('a', 2);
+    assert.equal(net.node('a').readStates.length, 0);
+    net.filter = (m) => m.type === 'heartbeatResp' && m.from !== 'c';
+    net.tick('a', 1);
+    assert.equal(net.node('a').readStates.length, 1, 'a, c, d: a majority of both halves');
+  });
+
   it('an election in a joint configuration needs both majorities', () => {
     const net = new TestNetwork(['a', 'b', 'c']);
     net.elect('a');

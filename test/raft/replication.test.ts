@@ -354,6 +354,16 @@ describe('log replication (Raft §5.3)', () => {
       assert.equal(net.node('c').appliedData().length, 12);
     });
 
+    it('an unreachable follower goes back to probing', () => {
+      const net = new TestNetwork(['a', 'b', 'c']);
+      net.elect('a');
+      assert.equal(net.raft('a').status().progress?.b.state, 'replicate');
+      net.raft('a').reportUnreachable('b');
+      assert.equal(net.raft('a').status().progress?.b.state, 'probe');
+      net.propose('a', 'x');
+      assert.equal(net.raft('a').status().progress?.b.state, 'replicate');
+    });
+
     it('rejects a proposal larger than the message budget', () => {
       const net = new TestNetwork(['a'], { maxMsgBytes: 100 });
       net.elect('a');
