@@ -989,7 +989,7 @@ export class RaftGroup implements RaftGroupApi {
     return {
       group: this.group,
       from: this.id,
-      to: to,
+      to,
       term: this.currentTerm,
       type: 'appendResp',
       reject,
@@ -1026,7 +1026,7 @@ export class RaftGroup implements RaftGroupApi {
     const m: AppendRequest = {
       group: this.group,
       from: this.id,
-      to: to,
+      to,
       term: this.currentTerm,
       type: 'append',
       prevLogIndex,
@@ -1060,7 +1060,7 @@ export class RaftGroup implements RaftGroupApi {
     this.msgs.push({
       group: this.group,
       from: this.id,
-      to: to,
+      to,
       term: this.currentTerm,
       type: 'snapshot',
       snapshot: { index: meta.index, term: meta.term, conf: cloneConfState(meta.conf) },
@@ -1145,7 +1145,7 @@ export class RaftGroup implements RaftGroupApi {
         const m: ReadIndexResponse = {
           group: this.group,
           from: this.id,
-          to: to,
+          to,
           term: this.currentTerm,
           type: 'readIndexResp',
           contexts,
@@ -1207,7 +1207,7 @@ export class RaftGroup implements RaftGroupApi {
   }
 
   private sendTimeoutNow(to: NodeId): void {
-    this.msgs.push({ group: this.group, from: this.id, to: to, term: this.currentTerm, type: 'timeoutNow' });
+    this.msgs.push({ group: this.group, from: this.id, to, term: this.currentTerm, type: 'timeoutNow' });
   }
 
   /** Keep one Progress per member of the configuration (learners included). */
