@@ -11,6 +11,21 @@ function change(net: TestNetwork, leader: string, cc: ConfChange): void {
   net.stabilize();
 }
 
+/** a leads {a,b,c}, then enters C_old = {a,b,c}, C_new = {a,b,d} and stays joint. */
+function jointReplacingCByD(): TestNetwork {
+  const net = new TestNetwork(['a', 'b', 'c']);
+  net.elect('a');
+  net.addNode('d');
+  change(net, 'a', {
+    changes: [
+      { type: 'addVoter', node: 'd' },
+      { type: 'remove', node: 'c' },
+    ],
+    autoLeave: false,
+  });
+  return net;
+}
+
 function sorted(ids: string[]): string[] {
   return [...ids].sort();
 }
@@ -130,16 +145,7 @@ describe('membership changes (thesis §4.3 joint consensus, learners)', () => {
   });
 
   it('in a joint configuration a read needs a majority of both halves', () => {
-    const net = new TestNetwork(['a', 'b', 'c']);
-    net.elect('a');
-    net.addNode('d');
-    change(net, 'a', {
-      changes: [
-        { type: 'addVoter', node: 'd' },
-        { type: 'remove', node: 'c' },
-      ],
-      autoLeave: false,
-    });
+    const net = jointReplacingCByD();
     // C_old = {a,b,c}, C_new = {a,b,d}: with d's answer alone, a has a majority of C_new only.
     net.filter = (m) => m.type === 'heartbeatResp' && m.from !== 'd';
     net.raft('a').readIndex(Buffer.from('r'));
@@ -151,16 +157,7 @@ describe('membership changes (thesis §4.3 joint consensus, learners)', () => {
   });
 
   it('an election in a joint configuration needs both majorities', () => {
-    const net = new TestNetwork(['a', 'b', 'c']);
-    net.elect('a');
-    net.addNode('d');
-    change(net, 'a', {
-      changes: [
-        { type: 'addVoter', node: 'd' },
-        { type: 'remove', node: 'c' },
-      ],
-      autoLeave: false,
-    });
+    const net = jointReplacingCByD();
     // C_old = {a,b,c}, C_new = {a,b,d}. b with c: majority of C_old, but not of C_new.
     net.crash('a');
     net.partition(['b', 'c'], ['d']);
