@@ -7,6 +7,7 @@
  * line and what is wrong, and the structural rules of a history (see HistoryStructureValidator)
  * are checked while reading.
  */
+import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { HistoryStructureValidator } from './history-structure.js';
 
@@ -235,11 +236,7 @@ class HistoryLineReader {
   }
 
   acceptLine(text: string, line: number): void {
-    const content = text.endsWith('\r') ? text.slice(0, -1) : text;
-    if (content.trim().length === 0) {
-      this.report(line, 'empty line (JSON Lines holds exactly one JSON object per line)');
-      return;
-    }
+    const content = text.charCodeAt(text.length - 1) === 13 ? text.slice(0, -1) : text;
     if (this.events.length >= this.maxEvents) {
       this.report(line, `more than ${this.maxEvents} events (the limit for one history)`);
       this.stopped = true;
@@ -249,7 +246,12 @@ class HistoryLineReader {
     try {
       raw = JSON.parse(content);
     } catch (err) {
-      this.report(line, `not valid JSON: ${(err as Error).message}`);
+      this.report(
+        line,
+        content.trim().length === 0
+          ? 'empty line (JSON Lines holds exactly one JSON object per line)'
+          : `not valid JSON: ${(err as Error).message}`,
+      );
       return;
     }
     let event: HistoryEvent;
@@ -354,8 +356,7 @@ export function parseHistory(text: string, options: HistoryParseOptions = {}): H
 export async function readHistoryFile(path: string, options: HistoryParseOptions = {}): Promise<HistoryEvent[]> {
   const maxLineBytes = options.maxLineBytes ?? HISTORY_LIMITS.maxLineBytes;
   const reader = new HistoryLineReader(options);
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  const stream = createReadStream(path);
+  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   /** True while skipping the rest of a line that was already reported as too long. */
@@ -363,14 +364,8 @@ export async function readHistoryFile(path: string, options: HistoryParseOptions
   let line = 1;
 
   const acceptBytes = (bytes: Buffer): void => {
-    let text: string;
-    try {
-      text = decoder.decode(bytes);
-    } catch {
-      reader.report(line, 'not valid UTF-8');
-      return;
-    }
-    reader.acceptLine(text, line);
+    if (!isUtf8(bytes)) reader.report(line, 'not valid UTF-8');
+    else reader.acceptLine(bytes.toString('utf8'), line);
   };
 
   try {
@@ -390,7 +385,7 @@ export async function readHistoryFile(path: string, options: HistoryParseOptions
           }
         }
         if (newline === -1) break;
-        if (!skipping) acceptBytes(Buffer.concat(pending));
+        if (!skipping) acceptBytes(pending.length === 1 ? pending[0] : Buffer.concat(pending));
         pending = [];
         pendingBytes = 0;
         skipping = false;

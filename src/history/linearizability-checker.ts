@@ -62,7 +62,7 @@ export interface HistoryCheckResult {
 }
 
 export interface HistoryCheckOptions {
-  /** Search steps allowed per key before it is reported unknown. Default 20,000,000 (about a second). */
+  /** Search steps allowed per key before it is reported unknown. Default 20,000,000 (a few seconds). */
   readonly maxStepsPerKey?: number;
   /** Wall-clock limit for the whole check, in milliseconds; keys not decided by then are unknown. Default: none. */
   readonly timeLimitMs?: number;
