@@ -67,7 +67,13 @@ export function registerCheckHistoryCommand(program: Command, output: CheckHisto
       positiveSteps,
     )
     .action(async (file: string, options: CheckHistoryCommandOptions) => {
-      process.exitCode = await runCheckHistory(file, options, output);
+      try {
+        process.exitCode = await runCheckHistory(file, options, output);
+      } catch (err) {
+        // Not 1, which means "not linearizable".
+        output.stderr(`atlas check-history: internal error: ${(err as Error).stack ?? String(err)}\n`);
+        process.exitCode = CHECK_HISTORY_EXIT.internalError;
+      }
     });
 }
 
@@ -79,7 +85,7 @@ function describeReadError(err: unknown): string {
   return (err as Error).message;
 }
 
-/** Reads, checks and reports; resolves with the exit code. */
+/** Reads, checks and reports; resolves with the exit code (rejects only on an internal error). */
 export async function runCheckHistory(
   file: string,
   options: CheckHistoryCommandOptions,
@@ -106,13 +112,7 @@ export async function runCheckHistory(
     ...(options.timeLimit === undefined ? {} : { timeLimitMs: Math.ceil(options.timeLimit * 1000) }),
     ...(options.maxStepsPerKey === undefined ? {} : { maxStepsPerKey: options.maxStepsPerKey }),
   };
-  let result: ReturnType<typeof checkHistory>;
-  try {
-    result = checkHistory(events, checkOptions);
-  } catch (err) {
-    output.stderr(`atlas check-history: internal error: ${(err as Error).stack ?? String(err)}\n`);
-    return CHECK_HISTORY_EXIT.internalError;
-  }
+  const result = checkHistory(events, checkOptions);
   output.stdout(options.json ? `${JSON.stringify(result)}\n` : `${formatHistoryCheckResult(result)}\n`);
   switch (result.verdict) {
     case 'linearizable':
