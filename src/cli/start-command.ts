@@ -68,6 +68,14 @@ export async function runStart(flags: ConfigFlags): Promise<number> {
     return START_EXIT.failed;
   }
   for (const warning of loaded.warnings) node.logger.warn({}, warning);
+  // A bug that escapes every handler: one JSON line with the stack, then exit (the WAL holds
+  // everything acknowledged; stopping is safer than running on in an unknown state).
+  const crash = (kind: string) => (e: unknown) => {
+    node.logger.fatal({ err: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined }, kind);
+    process.exit(START_EXIT.failed);
+  };
+  process.on('uncaughtException', crash('uncaught exception'));
+  process.on('unhandledRejection', crash('unhandled promise rejection'));
 
   let signals = 0;
   let forced: (code: number) => void = () => {};

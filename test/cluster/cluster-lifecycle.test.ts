@@ -7,9 +7,11 @@
  * The steps share one cluster and run in order (node:test runs a file's tests sequentially).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
+  CLI,
   ProcessCluster,
   call,
   dump,
@@ -155,6 +157,22 @@ describe('cluster lifecycle (3 real processes)', { timeout: 240_000 }, () => {
     assert.deepEqual(await dump(cluster.url(leader), 'linearizable'), before, 'no key changed');
     await ackedPut(cluster.url(follower), 'after-bad-input', 'still serving');
     assert.equal(await get(cluster.url(leader), 'after-bad-input', 'linearizable'), 'still serving');
+  });
+
+  it('refuses a second process on a data directory in use, and a node id that does not own the directory', async () => {
+    const leader = await cluster.waitForLeader();
+    const attempt = (id: string) =>
+      spawnSync(process.execPath, [CLI, 'start', '--id', id, '--data-dir', cluster.dataDir(leader), '--listen-client', '127.0.0.1:0', '--listen-peer', '127.0.0.1:0', '--advertise-peer', '127.0.0.1:1'], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+    const same = attempt(leader);
+    assert.equal(same.status, 1, same.stderr);
+    assert.match(same.stderr, /is in use by process \d+/);
+    const other = attempt('intruder');
+    assert.equal(other.status, 1, other.stderr);
+    assert.match(other.stderr, /in use by process|belongs to node/);
+    assert.notEqual(await cluster.health(leader), null, 'the running node is unaffected');
   });
 
   it('ghost data: a node stopped during a write returns it after a restart (linearizable at once, serializable once caught up)', async () => {

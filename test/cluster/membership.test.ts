@@ -4,6 +4,8 @@
  * another member is removed; the joined node restarts from its own data without joining again.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ProcessCluster, call, dump, get, metricValue, put, waitFor } from './process-cluster.js';
 
@@ -41,9 +43,12 @@ describe('membership (real processes)', { timeout: 180_000 }, () => {
     }, diag);
     assert.ok(compacted > 1, 'entry 1 (the founding configuration) is compacted away');
 
-    // Join through a follower: the member forwards the membership change to the leader.
+    // Join through a follower: the member forwards the membership change to the leader. n4 also
+    // takes settings from a YAML file and an ATLAS_* variable (checked at the end of this test).
     const via = cluster.running().find((id) => id !== leader)!;
-    cluster.start('n4', { join: [cluster.url(via)] });
+    const configFile = join(cluster.root, 'n4.yaml');
+    writeFileSync(configFile, '# n4\nmax-key-size: 100\nmax-value-size: 2KiB\n');
+    cluster.start('n4', { join: [cluster.url(via)], extraArgs: ['--config', configFile], env: { ATLAS_MAX_VALUE_SIZE: '1000' } });
     await cluster.waitServing('n4', 60_000);
 
     await waitFor('n4 to be promoted to voter', 60_000, async () => {
@@ -63,6 +68,14 @@ describe('membership (real processes)', { timeout: 180_000 }, () => {
       const state = await dump(cluster.url('n4'), 'serializable');
       return state.size === KEYS && state.get(`key-${KEYS - 1}`) === `value-${KEYS - 1}`;
     }, diag);
+
+    // Settings from the file (max-key-size) and from the environment, which wins over the file (max-value-size).
+    const longKey = await put(cluster.url('n4'), 'k'.repeat(101), 'v');
+    assert.equal(longKey.status, 413);
+    assert.equal(longKey.json<{ error: { limit: string; limitValue: number } }>().error.limitValue, 100);
+    const bigValue = await put(cluster.url('n4'), 'small', 'v'.repeat(1001));
+    assert.equal(bigValue.status, 413);
+    assert.equal(bigValue.json<{ error: { limit: string; limitValue: number } }>().error.limitValue, 1000);
   });
 
   it('removes another member; the cluster keeps serving with the new configuration', async () => {

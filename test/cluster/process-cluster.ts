@@ -87,14 +87,17 @@ interface NodeProcess {
   logFile: string;
   child: ChildProcess | null;
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null;
-  /** Arguments of the last start, for restart(). */
+  /** Arguments and environment of the last start, for restart(). */
   args: string[];
+  env: Record<string, string>;
 }
 
 export interface StartOptions {
   /** Join the cluster through these members' client URLs instead of founding it. */
   join?: string[];
   extraArgs?: string[];
+  /** ATLAS_* variables for this node (the caller's own are never passed on). */
+  env?: Record<string, string>;
 }
 
 export class ProcessCluster {
@@ -123,6 +126,7 @@ export class ProcessCluster {
         child: null,
         exit: null,
         args: [],
+        env: {},
       });
     }
     return cluster;
@@ -196,6 +200,7 @@ export class ProcessCluster {
       ...this.commonArgs,
       ...(options.extraArgs ?? []),
     ];
+    n.env = options.env ?? {};
     this.spawn(n);
   }
 
@@ -210,7 +215,8 @@ export class ProcessCluster {
   private spawn(n: NodeProcess): void {
     const fd = openSync(n.logFile, 'a');
     // The nodes' settings are the test's alone: ATLAS_* variables of the caller's shell do not leak in.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ATLAS_')));
+    const inherited = Object.entries(process.env).filter(([k]) => !k.startsWith('ATLAS_'));
+    const env = { ...Object.fromEntries(inherited), ...n.env };
     const child = spawn(process.execPath, [CLI, ...n.args], { stdio: ['ignore', fd, fd], env });
     closeSync(fd);
     n.child = child;
