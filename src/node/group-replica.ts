@@ -233,7 +233,9 @@ export class GroupReplica {
         checkQuorum: s.checkQuorum,
         preVote: s.preVote,
         leaseRead: s.leaseRead,
-        maxProposalQueue: s.maxPendingRequests,
+        // Raft's own bound on uncommitted entries sits above ours: the no-op, conf changes and
+        // leave-joint entries also count there, and our bound should be the one a client sees.
+        maxProposalQueue: s.maxPendingRequests + 64,
         maxPendingReads: s.maxPendingReads,
         snapshotProvider: () => this.appliedSnapshotMeta(),
         bugs: s.bugs,
@@ -827,7 +829,7 @@ export class GroupReplica {
       const verdict = this.sessions.check(session);
       switch (verdict.kind) {
         case 'apply':
-          this.sessions.begin(session, e.index);
+          this.sessions.begin(session);
           batchSlots.set(session.clientId, { seq: session.seq, slot: txns.length });
           outcomes.push({ kind: 'txn', slot: txns.length });
           txns.push(cmd.txn);

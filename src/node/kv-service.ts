@@ -9,7 +9,12 @@ import type { KeyValue, RangeOptions, Txn, TxnResult } from '../kv/state-store.j
 
 export type ReadConsistency = 'linearizable' | 'serializable';
 
-/** Identifies a client's request for exactly-once application (Raft thesis §6.3). */
+/**
+ * Identifies a client's request for exactly-once application (Raft thesis §6.3). One request at a
+ * time per client id. A retry answered with the original result was not applied again. A session
+ * that expired or was evicted (idle past the TTL, or the table full) answers outcome_unknown to every
+ * further request of that client id: the client continues under a new client id.
+ */
 export interface ClientSession {
   clientId: string;
   /** Strictly increasing per client; a retry reuses the same number. */

@@ -100,7 +100,9 @@ export const DEFAULT_NODE_SETTINGS: NodeSettings = {
   preVote: true,
   leaseRead: false,
   maxInflightMsgs: DEFAULT_MAX_INFLIGHT_MSGS,
-  maxMsgBytes: DEFAULT_MAX_MSG_BYTES,
+  // Above the largest transaction (DEFAULT_TXN_LIMITS.maxTxnBytes) plus its encoding: a maximal
+  // write still fits one AppendEntries.
+  maxMsgBytes: 2 * DEFAULT_MAX_MSG_BYTES,
   requestTimeoutMs: 5000,
   maxPendingRequests: 4096,
   maxPendingReads: 4096,
@@ -865,5 +867,10 @@ export function resolveSettings(partial: Partial<NodeSettings> = {}): NodeSettin
   }
   if (!Number.isSafeInteger(s.keepTail) || s.keepTail < 0)
     throw new RangeError('node setting keepTail must be >= 0');
+  const t = s.txnLimits;
+  for (const k of ['maxKeyBytes', 'maxValueBytes', 'maxOpsPerTxn', 'maxTxnBytes'] as const) {
+    if (!Number.isSafeInteger(t[k]) || t[k] < 1)
+      throw new RangeError(`txn limit ${k} must be a positive integer`);
+  }
   return s;
 }

@@ -162,12 +162,15 @@ export interface TxnLimits {
   maxValueBytes: number;
   /** compare + success + failure. */
   maxOpsPerTxn: number;
+  /** Sum of every key and value byte in one transaction (its log entry must fit raft's maxMsgBytes). */
+  maxTxnBytes: number;
 }
 
 export const DEFAULT_TXN_LIMITS: TxnLimits = {
   maxKeyBytes: 4096,
   maxValueBytes: 1024 * 1024,
   maxOpsPerTxn: 128,
+  maxTxnBytes: 1024 * 1024 + 64 * 1024,
 };
 
 /**
@@ -191,13 +194,28 @@ export function validateTxn(txn: unknown, limits: TxnLimits): Txn {
   try {
     // Round-trip through the wire form: the decoder checks every field's type.
     const checked = txnFromWire(txnToWireUnchecked(t.compare, t.success, t.failure));
+    let bytes = 0;
     for (const c of checked.compare) {
       checkKey(c.key, limits);
-      if (c.target === 'value') checkValue(c.value, limits);
+      bytes += c.key.length;
+      if (c.target === 'value') {
+        checkValue(c.value, limits);
+        bytes += c.value.length;
+      }
     }
     for (const op of [...checked.success, ...checked.failure]) {
       checkKey(op.key, limits);
-      if (op.type === 'put') checkValue(op.value, limits);
+      bytes += op.key.length;
+      if (op.type === 'put') {
+        checkValue(op.value, limits);
+        bytes += op.value.length;
+      }
+    }
+    if (bytes > limits.maxTxnBytes) {
+      throw new NodeError(
+        'limit_exceeded',
+        `txn holds ${bytes} key/value bytes; the limit maxTxnBytes is ${limits.maxTxnBytes}`,
+      );
     }
     return checked;
   } catch (e) {

@@ -15,9 +15,10 @@ import { MemoryLogStorage } from '../../src/node/memory-log-storage.js';
 import type { MemberAddress } from '../../src/node/membership.js';
 import { isMember } from '../../src/node/membership.js';
 import { RaftNode } from '../../src/node/raft-node.js';
-import type { PeerMessage } from '../../src/node/transport.js';
+import type { PeerMessage, PeerTransport } from '../../src/node/transport.js';
 import type { ConfState, NodeId, PlantedBug } from '../../src/raft/types.js';
 import { EventQueue } from './event-queue.js';
+import { undurableClaim } from './persistence-check.js';
 import { Prng } from './prng.js';
 import { SafetyChecker, SafetyViolation } from './safety-checker.js';
 import { CALM_NETWORK, SimNetwork } from './sim-network.js';
@@ -112,6 +113,11 @@ class Simulation {
   private readonly bugs: ReadonlySet<PlantedBug>;
   private readonly snapshotEntries: number;
   private readonly keepTail: number;
+  /** Probability that a new leader is struck at once; a third of the seeds run in leader churn. */
+  private readonly leaderChurn: number;
+  /** Per-seed replication shape: tiny messages and windows make more interleavings reachable. */
+  private readonly maxMsgBytes: number;
+  private readonly maxInflightMsgs: number;
   private diskLatency: [number, number] = [0.2, 2];
   private pendingStarts = 0;
   private healed = false;
@@ -148,6 +154,11 @@ class Simulation {
     // Small thresholds so snapshots and compaction happen often (DESIGN.md §8).
     this.snapshotEntries = this.rng.range(8, 60);
     this.keepTail = this.rng.range(0, 8);
+    // 64 bytes: every command alone in its AppendEntries (one entry is always sent), so a follower
+    // acknowledges old-term entries separately from the new leader's no-op.
+    this.maxMsgBytes = this.rng.chance(0.4) ? 64 : this.rng.chance(0.5) ? 512 : 1024 * 1024;
+    this.maxInflightMsgs = this.rng.chance(0.3) ? this.rng.range(1, 4) : 256;
+    this.leaderChurn = this.rng.chance(0.33) ? 0.5 : 0.1;
     this.network = new SimNetwork(this.queue, netRng, this.rng.chance(0.1));
     if (this.tracing) {
       this.network.onDeliver = (from, to, m, dropped) =>
@@ -321,7 +332,7 @@ class Simulation {
     RaftNode.open({
       id: slot.id,
       groups: [{ group: GROUP, store: slot.store, bootstrap: slot.bootstrap }],
-      transport: this.network.transportFor(slot.id),
+      transport: this.checkedTransport(slot),
       storage,
       clock,
       random: this.rng.fork(`raft-${slot.id}-${incarnation}`).asFunction(),
@@ -333,6 +344,9 @@ class Simulation {
         snapshotEntries: this.snapshotEntries,
         keepTail: this.keepTail,
         learnerCatchUpLag: 4,
+        maxMsgBytes: this.maxMsgBytes,
+        txnLimits: { maxKeyBytes: 16, maxValueBytes: 24, maxOpsPerTxn: 4, maxTxnBytes: 48 },
+        maxInflightMsgs: this.maxInflightMsgs,
         snapshotLimits: {
           window: 4,
           maxMessageBytes: 512,
@@ -345,6 +359,7 @@ class Simulation {
       hooks: this.checker.hooksFor(slot.id, {
         leaderChanged: (e) => {
           this.stats.leaderChanges++;
+          if (e.role === 'leader') this.onNewLeader(slot, incarnation);
           if (this.tracing) this.log(`${slot.id} role ${e.role} term ${e.term} leader ${e.leader || '-'}`);
         },
         snapshot: (e) => {
@@ -380,6 +395,23 @@ class Simulation {
         );
       },
     );
+  }
+
+  /** The node's transport, checking the persistence-order invariant on every raft message it sends. */
+  private checkedTransport(slot: SimNode): PeerTransport {
+    const inner = this.network.transportFor(slot.id);
+    return {
+      listen: (deliver) => inner.listen(deliver),
+      setPeerAddress: (id, a) => inner.setPeerAddress(id, a),
+      send: (to, messages) => {
+        for (const m of messages) {
+          if (m.kind !== 'raft') continue;
+          const claim = undurableClaim(m.message, slot.storage.durable(GROUP));
+          if (claim !== null && this.fatal === null) this.fatal = new Failure('persistence order', claim);
+        }
+        inner.send(to, messages);
+      },
+    };
   }
 
   /** The disk as one incarnation sees it: after its crash, a dead process writes nothing. */
@@ -472,9 +504,10 @@ class Simulation {
       const down = all.length - up.length;
       const maxDown = Math.floor((this.options.nodes - 1) / 2) + (r.chance(0.2) ? 1 : 0);
       if (up.length > 0 && down < maxDown) {
-        const victim = r.chance(0.3) ? (this.leaderSlot() ?? r.pick(up)) : r.pick(up);
+        const victim = r.chance(0.4) ? (this.leaderSlot() ?? r.pick(up)) : r.pick(up);
         this.crash(victim);
-        this.queue.after(r.range(20, 600), () => {
+        // Often a quick bounce (a restart within the same election), else a longer outage.
+        this.queue.after(r.chance(0.4) ? r.range(1, 30) : r.range(30, 600), () => {
           if (!this.healed && victim.node === null && !victim.retired) this.startNode(victim);
         });
       }
@@ -484,6 +517,9 @@ class Simulation {
       const other = ids.filter((id) => !side.includes(id));
       if (side.length > 0 && other.length > 0) {
         this.stats.partitions++;
+        // Half the time the new partition replaces the current one at once (flapping): a node cut
+        // off a moment ago meets a majority that just lost its leader.
+        if (r.chance(0.5)) this.network.heal();
         this.network.partition([side, other]);
         this.log(`partition {${side.join(',')}} | {${other.join(',')}}`);
         this.queue.after(r.range(100, 1500), () => this.healNetwork());
@@ -531,6 +567,32 @@ class Simulation {
       });
     }
     this.scheduleFault();
+  }
+
+  /**
+   * A reactive fault: sometimes a freshly elected leader crashes or is cut off within a few ms —
+   * before its no-op commits, before the followers learn the latest commit index. These are the
+   * histories of Raft's Figure 8 and of reads served by a leader that has not yet confirmed itself.
+   */
+  private onNewLeader(slot: SimNode, incarnation: number): void {
+    if (this.healed || !this.faultRng.chance(this.leaderChurn)) return;
+    const crash = this.faultRng.chance(0.6);
+    const delay = this.faultRng.next() * 8;
+    this.queue.after(delay, () => {
+      if (this.healed || slot.incarnation !== incarnation || slot.node === null) return;
+      if (crash) {
+        this.crash(slot);
+        this.queue.after(this.faultRng.range(1, 200), () => {
+          if (!this.healed && slot.node === null && !slot.retired) this.startNode(slot);
+        });
+      } else {
+        this.stats.partitions++;
+        this.network.heal();
+        this.network.partition([[slot.id], [...this.nodes.keys()].filter((id) => id !== slot.id)]);
+        this.log(`isolate new leader ${slot.id}`);
+        this.queue.after(this.faultRng.range(50, 600), () => this.healNetwork());
+      }
+    });
   }
 
   private healNetwork(): void {

@@ -266,6 +266,8 @@ export class Workload {
       (how === 'error' && error!.code !== 'outcome_unknown' && error!.code !== 'internal');
     if (!definite) op.maybeApplied = true;
     const reason = how === 'error' ? error!.code : how;
+    if (how === 'error')
+      this.env.trace?.(`client p${op.process} ${op.f} ${op.key} <- ${target}: ${error!.message}`);
     if (op.attemptsLeft > 0 && op.session !== undefined) {
       this.env.trace?.(
         `client p${op.process} retry ${op.session.clientId}/${op.session.seq} after ${reason}`,
