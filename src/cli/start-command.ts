@@ -63,7 +63,10 @@ export async function runStart(flags: ConfigFlags): Promise<number> {
     const { startServer } = await import('../server/atlas-server.js');
     node = await startServer(loaded.config);
   } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
+    let message = e instanceof Error ? e.message : String(e);
+    if (e instanceof Error && e.name === 'WalCorruptionError') {
+      message += '\nThe node refuses to start on a log it cannot verify: see docs/operations.md, "When a WAL is reported corrupt".';
+    }
     process.stderr.write(`atlas start: node ${loaded.config.id} could not start: ${message}\n`);
     return START_EXIT.failed;
   }
@@ -82,7 +85,10 @@ export async function runStart(flags: ConfigFlags): Promise<number> {
   const forcedExit = new Promise<number>((resolve) => {
     forced = resolve;
   });
+  let shutdownRequested = false;
   const shutdown = (reason: string) => {
+    if (shutdownRequested) return; // close() is under way (a signal and the parent's request may both come)
+    shutdownRequested = true;
     node.logger.info({ reason }, 'shutdown requested');
     node.close().catch(() => {
       // Reported in the log by close(); the exit code below says it.

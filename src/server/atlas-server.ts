@@ -168,7 +168,8 @@ export async function startServer(config: NodeConfig, runtime: ServerRuntimeOpti
       id: config.id,
       clusterId: config.clusterId,
       listen: config.listenPeer,
-      peers: config.initialCluster.filter((m) => m.id !== config.id).map((m) => [m.id, m.peerAddress] as const),
+      // No address book here: the node tells the transport every member's address, from the
+      // bootstrap configuration or, after a restart, from the membership in its store.
       limits: transportLimitsFromConfig(config),
       defaultRequestTimeoutMs: config.requestTimeoutMs,
       logger: logger.child({ component: 'transport' }),
@@ -313,7 +314,7 @@ export async function startServer(config: NodeConfig, runtime: ServerRuntimeOpti
     };
   } catch (e) {
     await unwind();
-    throw explainStartError(e);
+    throw e;
   }
 }
 
@@ -394,18 +395,6 @@ async function handOffLeadership(node: RaftNode, logger: Logger, electionTimeout
   } finally {
     clearTimeout(timer);
   }
-}
-
-function explainStartError(e: unknown): Error {
-  if (e instanceof WalCorruptionError) {
-    const explained = new Error(
-      `${e.message}. The node refuses to start on a log it cannot verify (docs/operations.md, "A WAL is reported corrupt").`,
-    );
-    explained.name = e.name;
-    (explained as Error & { cause?: unknown }).cause = e;
-    return explained;
-  }
-  return e instanceof Error ? e : new Error(String(e));
 }
 
 function errorMessage(e: unknown): string {

@@ -64,6 +64,21 @@ export async function waitFor<T>(
   }
 }
 
+/** The promise's value, or null when it has not settled within `ms`. */
+async function withinDeadline<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<null>((r) => {
+        timer = setTimeout(() => r(null), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -228,6 +243,15 @@ export class ProcessCluster {
     });
   }
 
+  /** Resolves when the current process of `id` exits by itself (fails after `deadlineMs`). */
+  async exited(id: string, deadlineMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const exit = this.node(id).exit;
+    if (exit === null) throw new Error(`${id} was never started`);
+    const result = await withinDeadline(exit, deadlineMs);
+    if (result === null) throw new Error(`${id} did not exit within ${deadlineMs} ms\n${this.diagnostics()}`);
+    return result;
+  }
+
   /** kill -9 (or another signal) and wait for the process to be gone. */
   async kill(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     const n = this.node(id);
@@ -243,14 +267,7 @@ export class ProcessCluster {
     const exit = n.exit;
     if (n.child === null || exit === null) throw new Error(`${id} is not running`);
     n.child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    const result = await Promise.race([
-      exit,
-      new Promise<null>((r) => {
-        timer = setTimeout(() => r(null), deadlineMs);
-      }),
-    ]);
-    clearTimeout(timer);
+    const result = await withinDeadline(exit, deadlineMs);
     if (result === null) {
       await this.kill(id);
       throw new Error(`${id} did not stop within ${deadlineMs} ms after SIGTERM\n${this.diagnostics()}`);
