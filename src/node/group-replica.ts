@@ -699,12 +699,7 @@ export class GroupReplica {
   }
 
   private buildConfChange(change: MembershipRequest): ConfChange {
-    if (isJoint(this.conf)) {
-      throw new NodeError(
-        'membership_change_in_progress',
-        'the group is in a joint configuration; retry once it settles',
-      );
-    }
+    let cc: ConfChange;
     switch (change.type) {
       case 'add': {
         if (isMember(this.conf, change.id))
@@ -712,17 +707,19 @@ export class GroupReplica {
         const promote = change.role === 'voter' || this.host.settings.autoPromoteLearners;
         // Every new member joins as a learner and is promoted once caught up (DESIGN.md §10), so an
         // empty node never counts toward a quorum it cannot serve.
-        return {
+        cc = {
           changes: [{ type: 'addLearner', node: change.id }],
           context: encodeMembersContext([
             { id: change.id, peerAddress: change.peerAddress, clientUrl: change.clientUrl, promote },
           ]),
         };
+        break;
       }
       case 'remove':
         if (!isMember(this.conf, change.id))
           throw new NodeError('member_not_found', `${change.id} is not a member`);
-        return { changes: [{ type: 'remove', node: change.id }] };
+        cc = { changes: [{ type: 'remove', node: change.id }] };
+        break;
       case 'promote':
         if (!this.conf.learners.includes(change.id)) {
           throw new NodeError(
@@ -730,8 +727,16 @@ export class GroupReplica {
             `${change.id} is not a learner`,
           );
         }
-        return { changes: [{ type: 'addVoter', node: change.id }] };
+        cc = { changes: [{ type: 'addVoter', node: change.id }] };
+        break;
     }
+    if (isJoint(this.conf)) {
+      throw new NodeError(
+        'membership_change_in_progress',
+        'the group is in a joint configuration; retry once it settles',
+      );
+    }
+    return cc;
   }
 
   /** Leader: promotes learners that asked for it once their log is within the catch-up lag. */
@@ -743,7 +748,9 @@ export class GroupReplica {
       const m = this.members.get(id);
       const pr = st.progress[id];
       if (m === undefined || !m.promote || pr === undefined || !pr.recentActive) continue;
-      if (pr.match + this.host.settings.learnerCatchUpLag < st.lastIndex) continue;
+      // Caught up: replicating normally (not probing, not waiting for a snapshot) and within the lag.
+      if (pr.state !== 'replicate' || pr.match + this.host.settings.learnerCatchUpLag < st.lastIndex)
+        continue;
       try {
         this.raft.proposeConfChange({ changes: [{ type: 'addVoter', node: id }] });
         this.host.logger.info(

@@ -3,10 +3,10 @@
  * store's export to a lagging follower, whose driver stages the chunks and steps raft's 'snapshot'
  * message only once the whole stream arrived and every chunk's CRC32C verified.
  *
- * The stream is go-back-N over an unreliable network: at most `window` chunks unacknowledged; the
- * receiver accepts chunks only in order and acknowledges cumulatively; on silence the sender
- * retransmits everything unacknowledged, and gives up after `maxRetransmits` rounds (raft is then
- * told reportSnapshot(to, false) and will try again later).
+ * The stream is a sliding window over an unreliable network: at most `window` chunks
+ * unacknowledged; the receiver keeps chunks that arrive early (reordered) and acknowledges
+ * cumulatively; on silence the sender retransmits everything unacknowledged, and gives up after
+ * `maxRetransmits` rounds (raft is then told reportSnapshot(to, false) and will try again later).
  */
 import { crc32c } from '@node-rs/crc32';
 import type { NodeId, SnapshotMeta, SnapshotRequest } from '../raft/types.js';
@@ -28,7 +28,7 @@ export interface SnapshotStreamLimits {
 export const DEFAULT_SNAPSHOT_LIMITS: SnapshotStreamLimits = {
   window: 8,
   maxMessageBytes: 1024 * 1024,
-  retransmitMs: 1000,
+  retransmitMs: 500,
   maxRetransmits: 10,
   maxStagedBytes: 1024 * 1024 * 1024,
 };
@@ -237,6 +237,8 @@ export class SnapshotReceiver {
   private chunks: Buffer[] = [];
   /** Pieces of a store chunk split over several messages. */
   private partial: Buffer[] = [];
+  /** Verified chunks that arrived ahead of a gap (at most `window` of them). */
+  private readonly ahead = new Map<number, SnapshotChunkMessage>();
   private bytes = 0;
   private expected = 0;
   /** The stream is complete and its 'snapshot' message was stepped into raft. */
@@ -250,10 +252,9 @@ export class SnapshotReceiver {
 
   onChunk(m: SnapshotChunkMessage): ReceiveOutcome {
     if (m.stream !== this.stream) {
-      if (m.seq !== 0) {
-        // A stream we hold nothing of (we restarted, or already gave it up): the sender must start over.
-        return { kind: 'ack', ack: this.ack(m.from, m.stream, -1, false) };
-      }
+      // A new stream replaces the staged one. A chunk far from its start belongs to a stream we lost
+      // (restart): ignored; the sender gives it up and raft retries with a new one.
+      if (m.seq >= this.limits.window) return { kind: 'ignore' };
       this.reset();
       this.stream = m.stream;
       this.leader = m.from;
@@ -261,8 +262,25 @@ export class SnapshotReceiver {
     if (m.from !== this.leader) return { kind: 'ignore' };
     if (m.seq < this.expected)
       return { kind: 'ack', ack: this.ack(m.from, m.stream, this.expected - 1, true) };
-    if (m.seq > this.expected || this.completed !== null) return { kind: 'ignore' }; // go-back-N: wait for the gap
+    if (this.completed !== null || m.seq >= this.expected + this.limits.window) return { kind: 'ignore' };
     if (crc32c(m.data) !== m.crc) return { kind: 'ignore' }; // corrupt: the sender retransmits
+    if (m.seq > this.expected) {
+      this.ahead.set(m.seq, m); // arrived early (reordered): kept until the gap before it fills
+      return { kind: 'ignore' };
+    }
+    let next: SnapshotChunkMessage | undefined = m;
+    let outcome: ReceiveOutcome = { kind: 'ignore' };
+    while (next !== undefined) {
+      outcome = this.accept(next);
+      if (outcome.kind !== 'ack' || !outcome.ack.ok) return outcome;
+      next = this.ahead.get(this.expected);
+      this.ahead.delete(this.expected);
+    }
+    return outcome;
+  }
+
+  /** Appends the next chunk in order; the stream completes with its `done` chunk. */
+  private accept(m: SnapshotChunkMessage): ReceiveOutcome {
     if (this.bytes + m.data.length > this.limits.maxStagedBytes) {
       const stream = this.stream;
       this.reset();
@@ -276,16 +294,15 @@ export class SnapshotReceiver {
     this.bytes += m.data.length;
     this.expected++;
     const ack = this.ack(m.from, m.stream, m.seq, true);
-    if (m.done !== undefined) {
-      if (this.partial.length > 0) {
-        const stream = this.stream;
-        this.reset();
-        return { kind: 'ack', ack: this.ack(m.from, stream, -1, false) };
-      }
-      this.completed = m.done;
-      return { kind: 'complete', ack, request: m.done };
+    if (m.done === undefined) return { kind: 'ack', ack };
+    if (this.partial.length > 0) {
+      const stream = this.stream;
+      this.reset();
+      return { kind: 'ack', ack: this.ack(m.from, stream, -1, false) };
     }
-    return { kind: 'ack', ack };
+    this.completed = m.done;
+    this.ahead.clear();
+    return { kind: 'complete', ack, request: m.done };
   }
 
   /** The staged chunks of a completed stream for `meta`, or null. */
@@ -308,6 +325,7 @@ export class SnapshotReceiver {
     this.leader = '';
     this.chunks = [];
     this.partial = [];
+    this.ahead.clear();
     this.bytes = 0;
     this.expected = 0;
     this.completed = null;

@@ -1,0 +1,209 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MemoryStore } from '../../src/kv/memory-store.js';
+import { ForwardDedup } from '../../src/node/forward-dedup.js';
+import { validatePeerMessage } from '../../src/node/peer-validation.js';
+import {
+  DEFAULT_SNAPSHOT_LIMITS,
+  SnapshotReceiver,
+  SnapshotSender,
+  decodeSnapshotMeta,
+  encodeSnapshotMeta,
+} from '../../src/node/snapshot-transfer.js';
+import type { ForwardReplyMessage, SnapshotChunkMessage } from '../../src/node/transport.js';
+import type { SnapshotMeta, SnapshotRequest } from '../../src/raft/types.js';
+
+const meta: SnapshotMeta = {
+  index: 7,
+  term: 2,
+  conf: { voters: ['a', 'b'], learners: ['c'], votersOutgoing: [], learnersNext: [], autoLeave: false },
+};
+
+async function sourceStore(): Promise<MemoryStore> {
+  const s = new MemoryStore();
+  const success = Array.from({ length: 50 }, (_, i) => ({
+    type: 'put' as const,
+    key: Buffer.from(`key-${i}`),
+    value: Buffer.alloc(40, i),
+  }));
+  s.apply({
+    appliedIndex: 7,
+    txns: [{ compare: [], success, failure: [] }],
+    meta: [{ key: 'm', value: Buffer.from('meta') }],
+  });
+  return s;
+}
+
+/**
+ * Streams a snapshot between a sender and a receiver over a lossy, reordering "network" driven by
+ * hand, with a manual clock; returns the receiver's staged chunks once complete.
+ */
+async function stream(lossEvery: number, window: number) {
+  const store = await sourceStore();
+  const limits = {
+    ...DEFAULT_SNAPSHOT_LIMITS,
+    window,
+    maxMessageBytes: 100,
+    retransmitMs: 10,
+    maxRetransmits: 50,
+  };
+  let now = 0;
+  const wire: SnapshotChunkMessage[] = [];
+  let finished: boolean | null = null;
+  const request: SnapshotRequest = {
+    type: 'snapshot',
+    group: 0,
+    from: 'a',
+    to: 'c',
+    term: 2,
+    snapshot: meta,
+  };
+  const sender = new SnapshotSender(
+    0,
+    'a',
+    'c',
+    's1',
+    request,
+    store.exportSnapshot(encodeSnapshotMeta(meta)),
+    limits,
+    {
+      now: () => now,
+      send: (_to, m) => wire.push(m),
+      finished: (_to, ok) => {
+        finished = ok;
+      },
+      track: (p) => p,
+      failed: (e) => assert.fail(e),
+    },
+  );
+  const receiver = new SnapshotReceiver(0, 'c', limits);
+  let sent = 0;
+  let completed: SnapshotRequest | null = null;
+  sender.pump();
+  for (let round = 0; round < 10_000 && finished === null; round++) {
+    await new Promise<void>((r) => setImmediate(r));
+    const batch = wire.splice(0).reverse(); // delivered in reverse order: reordering
+    for (const m of batch) {
+      if (++sent % lossEvery === 0) continue; // lost
+      const out = receiver.onChunk(m);
+      if (out.kind === 'complete') completed = out.request;
+      if (out.kind !== 'ignore') sender.onAck(out.ack);
+    }
+    now += 5;
+    sender.onTick();
+  }
+  return { finished, completed, receiver, store };
+}
+
+describe('snapshot streaming', () => {
+  it('delivers every chunk in order over a lossy, reordering link and reports success', async () => {
+    for (const [loss, window] of [
+      [1_000_000, 8],
+      [3, 4],
+      [2, 1],
+    ] as const) {
+      const { finished, completed, receiver } = await stream(loss, window);
+      assert.equal(finished, true);
+      assert.deepEqual(completed?.snapshot, meta);
+      const staged = receiver.staged(meta)!;
+      const copy = new MemoryStore();
+      const header = await copy.importSnapshot(staged);
+      assert.equal(header.appliedIndex, 7);
+      assert.deepEqual(decodeSnapshotMeta(header.metadata), meta);
+      assert.equal(copy.count(), 50);
+      assert.equal(copy.getMeta('m')?.toString(), 'meta');
+    }
+  });
+
+  it('drops a corrupt chunk (CRC32C) so the sender retransmits it', () => {
+    const receiver = new SnapshotReceiver(0, 'c', DEFAULT_SNAPSHOT_LIMITS);
+    const chunk: SnapshotChunkMessage = {
+      kind: 'snapshotChunk',
+      group: 0,
+      from: 'a',
+      to: 'c',
+      stream: 's',
+      seq: 0,
+      data: Buffer.from('abc'),
+      crc: 1,
+    };
+    assert.equal(receiver.onChunk(chunk).kind, 'ignore');
+  });
+
+  it('refuses a stream beyond maxStagedBytes; ignores chunks of a stream it holds nothing of', () => {
+    const receiver = new SnapshotReceiver(0, 'c', { ...DEFAULT_SNAPSHOT_LIMITS, maxStagedBytes: 2 });
+    const big: SnapshotChunkMessage = {
+      kind: 'snapshotChunk',
+      group: 0,
+      from: 'a',
+      to: 'c',
+      stream: 's',
+      seq: 0,
+      data: Buffer.from('abc'),
+      crc: 0,
+    };
+    big.crc = 0x364b3fb7; // crc32c('abc')
+    const out = receiver.onChunk(big);
+    assert.equal(out.kind === 'ack' && out.ack.ok, false);
+    assert.equal(receiver.onChunk({ ...big, stream: 'other', seq: 3 }).kind, 'ignore');
+  });
+});
+
+describe('forwarded request deduplication', () => {
+  it('admits each (sender, incarnation, id) once and replays the answer to a duplicate', () => {
+    const d = new ForwardDedup(3, 2);
+    assert.deepEqual(d.admit('a', 'x', 1), { kind: 'new' });
+    assert.deepEqual(d.admit('a', 'x', 1), { kind: 'inProgress' });
+    const reply: ForwardReplyMessage = { kind: 'forwardReply', group: 0, from: 'l', to: 'a', id: 1 };
+    d.answered('a', 'x', 1, reply);
+    assert.deepEqual(d.admit('a', 'x', 1), { kind: 'answered', reply });
+    assert.deepEqual(d.admit('a', 'y', 1), { kind: 'new' }, 'another incarnation has its own ids');
+    for (const id of [2, 3, 4, 5]) d.admit('a', 'x', id);
+    assert.deepEqual(
+      d.admit('a', 'x', 1),
+      { kind: 'inProgress' },
+      'below the window: treated as seen, never applied twice',
+    );
+  });
+});
+
+describe('peer message validation', () => {
+  it('checks sender, recipient and each kind', () => {
+    const ok = { kind: 'snapshotAck', group: 0, from: 'a', to: 'me', stream: 's', seq: -1, ok: true };
+    assert.equal(validatePeerMessage('a', 'me', ok).ok, true);
+    const reason = (m: unknown) => {
+      const v = validatePeerMessage('a', 'me', m);
+      return v.ok ? 'ok' : v.reason;
+    };
+    assert.equal(reason({ ...ok, from: 'b' }), 'sender-mismatch');
+    assert.equal(reason({ ...ok, to: 'x' }), 'wrong-recipient');
+    assert.equal(reason({ ...ok, seq: -2 }), 'bad-ack-seq');
+    assert.equal(reason({ kind: 'raft', message: { from: 'b' } }), 'raft-sender-mismatch');
+    assert.equal(
+      reason({
+        kind: 'forward',
+        group: 0,
+        from: 'a',
+        to: 'me',
+        origin: 'o',
+        id: 1,
+        timeoutMs: 5,
+        request: { op: 'write' },
+      }),
+      'bad-forward-request',
+    );
+    assert.equal(
+      reason({
+        kind: 'forwardReply',
+        group: 0,
+        from: 'a',
+        to: 'me',
+        id: 1,
+        error: { code: 'made_up', message: '' },
+      }),
+      'bad-forward-error',
+    );
+    assert.equal(reason({ kind: 'nope', group: 0, from: 'a', to: 'me' }), 'unknown-kind');
+    assert.equal(reason(7), 'not-an-object');
+  });
+});
