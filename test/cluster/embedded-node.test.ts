@@ -113,6 +113,32 @@ describe('embedded node (startNode)', { timeout: 60_000 }, () => {
     );
   });
 
+  it('store-backend memory keeps nothing, and a clustered memory node refuses to come back under its id', async () => {
+    const solo = { ...settings, id: 'm1', dataDir: join(root, 'm1'), storeBackend: 'memory' };
+    const first = await startNode(solo);
+    open.push(first);
+    await first.service.write(putTxn('k', 'v'));
+    await first.close();
+    const second = await startNode(solo);
+    open.push(second);
+    assert.equal(await second.service.get(Buffer.from('k'), 'serializable'), null, 'volatile by design');
+    await second.close();
+
+    const member = {
+      ...settings,
+      id: 'm2',
+      dataDir: join(root, 'm2'),
+      storeBackend: 'memory',
+      listenPeer: '127.0.0.1:0',
+      advertisePeer: undefined,
+      initialCluster: 'm2=127.0.0.1:1,m3=127.0.0.1:2,m4=127.0.0.1:3',
+    };
+    const founder = await startNode(member);
+    open.push(founder);
+    await founder.close();
+    await assert.rejects(startNode(member), /could let it vote twice in one term/);
+  });
+
   it('refuses a data directory that belongs to another node', async () => {
     await assert.rejects(startNode({ ...settings, id: 'e2' }), /belongs to node "e1", not "e2"/);
   });
