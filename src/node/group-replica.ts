@@ -1017,6 +1017,7 @@ export class GroupReplica {
       return;
     }
     this.readBatches.set(ctx.toString('latin1'), { reads, issuedTick: this.ticks, index: -1 });
+    this.host.hooks.readIndexIssued?.(this.group, ctx);
   }
 
   private onReadStates(states: ReadState[]): void {

@@ -44,6 +44,8 @@ export interface NodeHooks {
   readyTaken?(group: number, rd: Ready): void;
   /** One committed entry was applied to the state machine (or skipped: already in the store). */
   entryApplied?(group: number, entry: Entry): void;
+  /** A batch of linearizable reads asked raft for a read index with this context. */
+  readIndexIssued?(group: number, context: Buffer): void;
   /** An incoming snapshot was installed into the store. */
   snapshotInstalled?(group: number, meta: SnapshotMeta): void;
 }

@@ -8,6 +8,11 @@
  * - Leader completeness: a new leader's log holds every entry already committed.
  * - State machine safety: no two nodes apply different entries at one index.
  * - Commit monotonicity: a node's commit index never decreases (within one incarnation).
+ * - Leader commit rule (Raft §5.4.2): a leader advances its commit index only to an entry of its
+ *   own term (older entries become committed indirectly, never by counting replicas).
+ * - Read index: a linearizable read is answered at an index at least as high as any commit index
+ *   some node had when the read was issued (thesis §6.4: the leader first commits an entry of its
+ *   term and confirms it still leads) — else it may miss a write that completed before it began.
  */
 import type { NodeHooks } from '../../src/node/hooks.js';
 import type { Entry, NodeId, Ready, SnapshotMeta } from '../../src/raft/types.js';
@@ -43,6 +48,12 @@ export class SafetyChecker {
   private readonly committed = new Map<number, { entry: Entry; node: NodeId }>();
   private maxCommitted = 0;
   private readonly logs = new Map<NodeId, MirrorLog>();
+  /** Nodes whose last Ready left them leader. */
+  private readonly leading = new Set<NodeId>();
+  /** The highest commit index any node has had (reads must be answered at or above it). */
+  private maxCommit = 0;
+  /** Read index requests in flight: node + context → maxCommit when issued. */
+  private readonly readsIssued = new Map<string, number>();
   /** The first violation; later checks keep quiet so the report names the cause. */
   violation: SafetyViolation | null = null;
   checks = 0;
@@ -62,6 +73,7 @@ export class SafetyChecker {
       ...extra,
       recovered: (e) => {
         if (e.group !== this.group) return;
+        this.leading.delete(id);
         this.logs.set(id, {
           offset: e.snapshot?.index ?? 0,
           offsetTerm: e.snapshot?.term ?? 0,
@@ -69,6 +81,10 @@ export class SafetyChecker {
           commit: e.hardState.commit,
         });
         extra.recovered?.(e);
+      },
+      readIndexIssued: (group, context) => {
+        if (group === this.group) this.readsIssued.set(`${id}/${context.toString('hex')}`, this.maxCommit);
+        extra.readIndexIssued?.(group, context);
       },
       readyTaken: (group, rd) => {
         if (group === this.group) this.onReady(id, rd);
@@ -153,10 +169,35 @@ export class SafetyChecker {
       }
     }
     if (rd.hardState !== undefined) {
-      if (rd.hardState.commit < l.commit) {
-        this.fail('commit monotonicity', `${id} commit went from ${l.commit} back to ${rd.hardState.commit}`);
+      const commit = rd.hardState.commit;
+      if (commit < l.commit)
+        this.fail('commit monotonicity', `${id} commit went from ${l.commit} back to ${commit}`);
+      const stillLeading =
+        this.leading.has(id) && (rd.softState === undefined || rd.softState.role === 'leader');
+      if (stillLeading && commit > l.commit && this.termAt(l, commit) !== rd.hardState.term) {
+        this.fail(
+          'leader commit rule',
+          `${id}, leader of term ${rd.hardState.term}, committed ${commit} whose entry has term ${this.termAt(l, commit)}`,
+        );
       }
-      l.commit = rd.hardState.commit;
+      l.commit = commit;
+      if (commit > this.maxCommit) this.maxCommit = commit;
+    }
+    if (rd.softState !== undefined) {
+      if (rd.softState.role === 'leader') this.leading.add(id);
+      else this.leading.delete(id);
+    }
+    for (const rs of rd.readStates) {
+      const key = `${id}/${rs.context.toString('hex')}`;
+      const floor = this.readsIssued.get(key);
+      if (floor === undefined) continue;
+      this.readsIssued.delete(key);
+      if (rs.index < floor) {
+        this.fail(
+          'read index',
+          `${id} got read index ${rs.index} for a read issued when ${floor} was already committed`,
+        );
+      }
     }
   }
 
