@@ -237,7 +237,7 @@ export class GroupReplica {
         // leave-joint entries also count there, and our bound should be the one a client sees.
         maxProposalQueue: s.maxPendingRequests + 64,
         maxPendingReads: s.maxPendingReads,
-        snapshotProvider: () => this.appliedSnapshotMeta(),
+        snapshotProvider: () => this.snapshotForRaft(),
         bugs: s.bugs,
       },
       init,
@@ -1088,12 +1088,20 @@ export class GroupReplica {
   // Snapshots and compaction
   // -------------------------------------------------------------------------------------------
 
-  /** The store's applied state, as raft's snapshotProvider (term and conf as of that index). */
-  private appliedSnapshotMeta(): SnapshotMeta {
+  /**
+   * The store's applied state as a snapshot identity (term and conf as of that index); null when
+   * raft no longer knows that index's term (it just accepted a newer snapshot, not yet installed).
+   */
+  private appliedSnapshotMeta(): SnapshotMeta | null {
     const index = this.applied;
     const term = index === 0 ? 0 : this.raft.term(index);
-    if (term === undefined) throw new Error(`group ${this.group}: no term known for applied index ${index}`);
+    if (term === undefined) return null;
     return { index, term, conf: cloneConfState(this.conf) };
+  }
+
+  /** raft's snapshotProvider: index 0 means "none to offer now". */
+  private snapshotForRaft(): SnapshotMeta {
+    return this.appliedSnapshotMeta() ?? { index: 0, term: 0, conf: cloneConfState(this.conf) };
   }
 
   private startSnapshotStream(m: SnapshotRequest): void {
@@ -1102,7 +1110,10 @@ export class GroupReplica {
     // The export is the store's state now, which may be ahead of the meta raft chose a moment ago:
     // the stream carries the meta of exactly the exported state.
     const meta = this.appliedSnapshotMeta();
-    if (meta.index === 0) return;
+    if (meta === null || meta.index === 0) {
+      this.raft.reportSnapshot(m.to, false); // nothing to stream right now: raft retries later
+      return;
+    }
     const request: SnapshotRequest = { ...m, snapshot: meta };
     const chunks = this.store.exportSnapshot(encodeSnapshotMeta(meta));
     const sender = new SnapshotSender(
@@ -1143,8 +1154,9 @@ export class GroupReplica {
   private maybeCompact(): void {
     if (this.compacting || this.applied - this.snapshotIndex < this.host.settings.snapshotEntries) return;
     if (this.store.appliedIndex() !== this.applied) return; // the store is ahead (snapshot catch-up): wait
-    this.compacting = true;
     const meta = this.appliedSnapshotMeta();
+    if (meta === null) return; // a newer snapshot is being installed
+    this.compacting = true;
     this.host.track(this.store.sync()).then(
       () => {
         if (this.stopped) return;

@@ -11,7 +11,7 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Command, InvalidArgumentError } from 'commander';
 import type { PlantedBug } from '../../src/raft/types.js';
-import { type SimulationResult, runSimulation } from './simulation.js';
+import { type SimulationResult, nodesForSeed, runSimulation } from './simulation.js';
 
 const BUGS: readonly PlantedBug[] = [
   'commit-old-term',
@@ -27,10 +27,6 @@ interface RunPlan {
   nodes: number | undefined;
   bug: PlantedBug | undefined;
   operations: number;
-}
-
-export function nodesForSeed(seed: number, nodes: number | undefined): number {
-  return nodes ?? [3, 5, 7][seed % 3]!;
 }
 
 async function runSeeds(plan: RunPlan, onResult: (r: SimulationResult) => void): Promise<void> {

@@ -94,6 +94,11 @@ class Failure extends Error {
   }
 }
 
+/** Without an explicit size, seeds rotate over 3, 5 and 7 nodes. */
+export function nodesForSeed(seed: number, nodes: number | undefined): number {
+  return nodes ?? [3, 5, 7][seed % 3]!;
+}
+
 export async function runSimulation(options: SimulationOptions): Promise<SimulationResult> {
   const sim = new Simulation(options);
   return sim.run();
