@@ -2,9 +2,9 @@
  * The disk's durable-write ceiling: a bare loop of 4 KiB write + fdatasync on a pre-allocated
  * file, with nothing else in the way. The WAL benchmark's figures are read against it.
  *
- * Two loops: with synchronous calls (the raw ceiling: no event-loop or thread-pool hop), and with
- * Node's asynchronous calls (each fdatasync goes through libuv's thread pool, as any non-blocking
- * Node program's must).
+ * Two loops, alternating in 100 ms slices: with synchronous calls (the raw ceiling: no event-loop
+ * or thread-pool hop), and with Node's asynchronous calls (each write and fdatasync goes through
+ * libuv's thread pool, as any non-blocking Node program's must).
  */
 import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -45,6 +45,7 @@ export interface DiskCeiling {
 
 const BLOCK = 4096;
 const FILE_BYTES = 64 * 1024 * 1024;
+const SLICE_MS = 100;
 
 export async function measureDiskCeiling(dir: string, seconds: number): Promise<DiskCeiling> {
   const path = join(dir, 'disk-ceiling.tmp');
@@ -57,31 +58,36 @@ export async function measureDiskCeiling(dir: string, seconds: number): Promise<
     const block = Buffer.alloc(BLOCK, 0xa5);
     const slots = FILE_BYTES / BLOCK;
 
+    // The two loops alternate in slices so that both see the same moments of a shared disk.
     const sync = new LatencyHistogram();
-    let ops = 0;
-    const syncStart = performance.now();
-    const syncEnd = syncStart + (seconds * 1000) / 2;
-    for (let now = syncStart; now < syncEnd; ops++) {
-      writeSync(fd, block, 0, BLOCK, (ops % slots) * BLOCK);
-      fdatasyncSync(fd);
-      const after = performance.now();
-      sync.recordMs(after - now);
-      now = after;
-    }
-    const syncOps = ops / ((performance.now() - syncStart) / 1000);
-
     const async = new LatencyHistogram();
-    ops = 0;
-    const asyncStart = performance.now();
-    const asyncEnd = asyncStart + (seconds * 1000) / 2;
-    for (let now = asyncStart; now < asyncEnd; ops++) {
-      await writeFully(fd, block, 0, BLOCK, (ops % slots) * BLOCK);
-      await fdatasyncFile(fd);
-      const after = performance.now();
-      async.recordMs(after - now);
-      now = after;
+    let syncMs = 0;
+    let asyncMs = 0;
+    let ops = 0;
+    const deadline = performance.now() + seconds * 1000;
+    while (performance.now() < deadline) {
+      let now = performance.now();
+      const syncEnd = now + SLICE_MS;
+      while (now < syncEnd) {
+        writeSync(fd, block, 0, BLOCK, (ops++ % slots) * BLOCK);
+        fdatasyncSync(fd);
+        const after = performance.now();
+        sync.recordMs(after - now);
+        syncMs += after - now;
+        now = after;
+      }
+      const asyncEnd = now + SLICE_MS;
+      while (now < asyncEnd) {
+        await writeFully(fd, block, 0, BLOCK, (ops++ % slots) * BLOCK);
+        await fdatasyncFile(fd);
+        const after = performance.now();
+        async.recordMs(after - now);
+        asyncMs += after - now;
+        now = after;
+      }
     }
-    const asyncOps = ops / ((performance.now() - asyncStart) / 1000);
+    const syncOps = sync.count / (syncMs / 1000);
+    const asyncOps = async.count / (asyncMs / 1000);
     return {
       opsPerSec: syncOps,
       p50Ms: sync.percentileMs(50),
