@@ -35,7 +35,7 @@ import {
   isJoint,
   isMember,
 } from './membership.js';
-import { META_APPLIED_TERM, type GroupRecovery } from './recovery.js';
+import { META_APPLIED_TERM, encodeAppliedTerm, type GroupRecovery } from './recovery.js';
 import { type SessionLimits, SessionTable } from './sessions.js';
 import {
   SnapshotReceiver,
@@ -53,7 +53,7 @@ import type {
   SnapshotAckMessage,
   SnapshotChunkMessage,
 } from './transport.js';
-import { type TxnLimits, packr } from './txn-codec.js';
+import type { TxnLimits } from './txn-codec.js';
 
 /** The node's tunables, resolved (defaults in ./raft-node.ts). */
 export interface NodeSettings {
@@ -883,7 +883,7 @@ export class GroupReplica {
     let results: TxnResult[] = [];
     if (last !== null) {
       meta.push(...this.sessions.drainWrites());
-      meta.push({ key: META_APPLIED_TERM, value: packr.pack(last.term) });
+      meta.push({ key: META_APPLIED_TERM, value: encodeAppliedTerm(last.term) });
       if (confChanged) meta.push({ key: META_CONF, value: encodeConf(this.conf) });
       results = this.store.apply({ appliedIndex: last.index, txns, meta });
       if (results.length !== txns.length) {

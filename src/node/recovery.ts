@@ -16,7 +16,6 @@ import type { StateStore } from '../kv/state-store.js';
 import type { ConfState, Entry, HardState, RaftInitialState, SnapshotMeta } from '../raft/types.js';
 import { EMPTY_HARD_STATE, type RecoveredGroupLog } from './log-storage.js';
 import { META_CONF, decodeConf } from './membership.js';
-import { packr } from './txn-codec.js';
 
 /** Meta key: the term of the entry at the store's applied index (written with every apply). */
 export const META_APPLIED_TERM = 'raft/applied-term';
@@ -27,9 +26,19 @@ export interface GroupRecovery {
   repairMarker: SnapshotMeta | null;
 }
 
+/** The applied term as stored: 6 bytes big-endian (written with every apply batch, so kept tiny). */
+export function encodeAppliedTerm(term: number): Buffer {
+  const b = Buffer.allocUnsafe(6);
+  b.writeUIntBE(term, 0, 6);
+  return b;
+}
+
 export function readAppliedTerm(store: StateStore): number {
   const raw = store.getMeta(META_APPLIED_TERM);
-  return raw === null ? 0 : (packr.unpack(raw) as number);
+  if (raw === null) return 0;
+  if (raw.length !== 6)
+    throw new Error(`store meta ${META_APPLIED_TERM}: expected 6 bytes, found ${raw.length}`);
+  return raw.readUIntBE(0, 6);
 }
 
 export function readStoreConf(store: StateStore): ConfState | null {

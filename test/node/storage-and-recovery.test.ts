@@ -5,9 +5,8 @@ import { decodeConfChange } from '../../src/raft/conf-change.js';
 import type { ConfState, Entry } from '../../src/raft/types.js';
 import { MemoryLogStorage } from '../../src/node/memory-log-storage.js';
 import { META_CONF, decodeMembersContext, encodeConf } from '../../src/node/membership.js';
-import { META_APPLIED_TERM, recoverGroup } from '../../src/node/recovery.js';
+import { META_APPLIED_TERM, encodeAppliedTerm, recoverGroup } from '../../src/node/recovery.js';
 import { bootstrapLog } from '../../src/node/raft-node.js';
-import { packr } from '../../src/node/txn-codec.js';
 
 const conf: ConfState = {
   voters: ['n1', 'n2', 'n3'],
@@ -118,7 +117,7 @@ describe('recoverGroup', () => {
       appliedIndex: 2,
       txns: [],
       meta: [
-        { key: META_APPLIED_TERM, value: packr.pack(1) },
+        { key: META_APPLIED_TERM, value: encodeAppliedTerm(1) },
         { key: META_CONF, value: encodeConf(conf) },
       ],
     });
@@ -144,7 +143,7 @@ describe('recoverGroup', () => {
       appliedIndex: 50,
       txns: [],
       meta: [
-        { key: META_APPLIED_TERM, value: packr.pack(4) },
+        { key: META_APPLIED_TERM, value: encodeAppliedTerm(4) },
         { key: META_CONF, value: encodeConf(conf) },
       ],
     });

@@ -77,6 +77,7 @@ export class EventQueue {
   /** Runs deferred work (also after async work settled outside an event). */
   runDeferred(): void {
     const d = this.deferred;
+    if (d.length === 0) return;
     for (let i = 0; i < d.length; i++) d[i]!();
     d.length = 0;
   }

@@ -146,7 +146,7 @@ export class SafetyChecker {
           `${id} wrote entry ${e.index} after a gap (last ${l.offset + l.entries.length})`,
         );
       const prevTerm = e.index - 1 === l.offset ? l.offsetTerm : l.entries[at - 1]!.term;
-      l.entries.length = at;
+      if (at < l.entries.length) l.entries.length = at;
       l.entries.push(e);
       let terms = this.byIndexTerm.get(e.index);
       if (terms === undefined) {

@@ -283,7 +283,10 @@ class Simulation {
 
   private pendingAsync(): number {
     let n = this.pendingStarts;
-    for (const s of this.nodes.values()) if (s.node !== null) n += s.node.pendingAsync;
+    for (const s of this.nodes.values()) {
+      const node = s.node;
+      if (node !== null) n += node.pendingAsync;
+    }
     return n;
   }
 
