@@ -57,13 +57,25 @@ export function hardStatePayloadBytes(voteBytes: number): number {
   return HARD_STATE_FIXED_BYTES + voteBytes;
 }
 
+/**
+ * Little-endian u32 by plain byte stores. The encoders write into batch buffers whose room was
+ * reserved beforehand, so Buffer.writeUInt32LE's argument and bounds checks are pure overhead on
+ * the append path (callers pass integers in range: validateAppend checked them).
+ */
+function putU32(buf: Buffer, off: number, value: number): void {
+  buf[off] = value;
+  buf[off + 1] = value >>> 8;
+  buf[off + 2] = value >>> 16;
+  buf[off + 3] = value >>> 24;
+}
+
 function writeU64(buf: Buffer, off: number, value: number): void {
   if (value < TWO_32) {
-    buf.writeUInt32LE(value, off);
-    buf.writeUInt32LE(0, off + 4);
+    putU32(buf, off, value);
+    putU32(buf, off + 4, 0);
   } else {
-    buf.writeUInt32LE(value % TWO_32, off);
-    buf.writeUInt32LE(Math.floor(value / TWO_32), off + 4);
+    putU32(buf, off, value % TWO_32);
+    putU32(buf, off + 4, Math.floor(value / TWO_32));
   }
 }
 
@@ -78,8 +90,9 @@ function readU64(buf: Buffer, off: number): number {
 function sealFrame(buf: Buffer, start: number, typeAndPayloadBytes: number): number {
   const body = start + FRAME_HEADER_BYTES;
   const end = body + typeAndPayloadBytes;
-  buf.writeUInt32LE(typeAndPayloadBytes, start);
-  buf.writeUInt32LE(crc32c(buf.subarray(body, end)), start + 4);
+  putU32(buf, start, typeAndPayloadBytes);
+  // A plain Uint8Array view is cheaper to make than Buffer.subarray's, and all crc32c needs.
+  putU32(buf, start + 4, crc32c(new Uint8Array(buf.buffer, buf.byteOffset + body, typeAndPayloadBytes)));
   const next = start + alignUp(FRAME_HEADER_BYTES + typeAndPayloadBytes);
   // At most 7 bytes of padding: a loop is far cheaper than Buffer.fill's argument handling.
   for (let i = end; i < next; i++) buf[i] = 0;
@@ -98,7 +111,7 @@ export function encodeEntry(
 ): number {
   const p = start + FRAME_HEADER_BYTES;
   buf[p] = RecordType.Entry;
-  buf.writeUInt32LE(group, p + 1);
+  putU32(buf, p + 1, group);
   writeU64(buf, p + 5, term);
   writeU64(buf, p + 13, index);
   buf[p + 21] = entryType;
@@ -115,7 +128,7 @@ function writeHardStatePayload(
   commit: number,
   vote: string,
 ): number {
-  buf.writeUInt32LE(group, p);
+  putU32(buf, p, group);
   writeU64(buf, p + 4, term);
   writeU64(buf, p + 12, commit);
   const voteBytes = buf.write(vote, p + 21, 'utf8');
@@ -138,7 +151,7 @@ export function encodeHardState(
 }
 
 function writeSnapshotPayload(buf: Buffer, p: number, group: number, index: number, term: number): number {
-  buf.writeUInt32LE(group, p);
+  putU32(buf, p, group);
   writeU64(buf, p + 4, index);
   writeU64(buf, p + 12, term);
   return p + SNAPSHOT_PAYLOAD_BYTES;
@@ -160,7 +173,7 @@ export function encodeSnapshot(
 export function encodeTruncate(buf: Buffer, start: number, group: number, fromIndex: number): number {
   const p = start + FRAME_HEADER_BYTES;
   buf[p] = RecordType.Truncate;
-  buf.writeUInt32LE(group, p + 1);
+  putU32(buf, p + 1, group);
   writeU64(buf, p + 5, fromIndex);
   return sealFrame(buf, start, 1 + TRUNCATE_PAYLOAD_BYTES);
 }
@@ -206,7 +219,7 @@ export function encodeSegmentHeader(
   SEGMENT_MAGIC.copy(buf, p + 1);
   buf.writeUInt16LE(SEGMENT_FORMAT_VERSION, p + 9);
   buf.writeUInt16LE(0, p + 11);
-  buf.writeUInt32LE(segmentSize, p + 13);
+  putU32(buf, p + 13, segmentSize);
   writeU64(buf, p + 17, seq);
   let hardStates = 0;
   let snapshots = 0;
@@ -214,8 +227,8 @@ export function encodeSegmentHeader(
     if (s.hardState !== null) hardStates++;
     if (s.snapshot !== null) snapshots++;
   }
-  buf.writeUInt32LE(hardStates, p + 25);
-  buf.writeUInt32LE(snapshots, p + 29);
+  putU32(buf, p + 25, hardStates);
+  putU32(buf, p + 29, snapshots);
   let q = p + 1 + SEGMENT_HEADER_FIXED_BYTES;
   for (const s of states) {
     if (s.hardState !== null) {
@@ -250,7 +263,7 @@ export function readFrame(buf: Buffer, start: number, limit: number): FrameRead 
   if (length > limit - body) {
     return { kind: 'bad', reason: `record length ${length} runs past the end of the segment` };
   }
-  const actual = crc32c(buf.subarray(body, body + length));
+  const actual = crc32c(new Uint8Array(buf.buffer, buf.byteOffset + body, length));
   if (actual !== crc) {
     return { kind: 'bad', reason: `checksum mismatch (stored ${hex(crc)}, computed ${hex(actual)})` };
   }
