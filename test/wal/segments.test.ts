@@ -53,6 +53,16 @@ describe('WriteAheadLog segments: rolling, pre-allocation, release', () => {
     check();
   });
 
+  it('serves reads of a batch that rolls segments before it is written', async () => {
+    const big: WalRecord[] = [];
+    for (let i = 1; i <= 60; i++) big.push(entry(1, i, 1, Buffer.alloc(150, i)));
+    const appended = wal.append(big);
+    const read = wal.entries(1, 1, 61);
+    assert.equal(read.length, 60);
+    for (const [k, e] of read.entries()) assert.deepEqual(e.data, Buffer.alloc(150, k + 1));
+    await appended;
+  });
+
   it('prepares the next segment in the background', async () => {
     await wal.append([entry(1, 1)]);
     const next = join(dir, 'next-segment.tmp');

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import {
   WalClosedError,
   WalError,
+  WalFailedError,
   WalInvalidRecordError,
   WalLimitError,
   type WalRecord,
@@ -226,6 +229,30 @@ describe('WriteAheadLog: appends, reads and invariants', () => {
     await wal.close(); // idempotent
     wal = await WriteAheadLog.open(dir, { segmentSize: 64 * 1024 });
     assert.equal(wal.lastIndex(1), 1);
+  });
+
+  it('stops for good after a failed write (fail-stop), and still closes', async () => {
+    await wal.append([entry(1, 1)]);
+    // Make the next write fail as a failing disk would (EIO).
+    const writeSync = fs.writeSync;
+    fs.writeSync = (() => {
+      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+    }) as typeof fs.writeSync;
+    syncBuiltinESMExports();
+    try {
+      await assert.rejects(
+        wal.append([entry(1, 2)]),
+        (err: Error) => err instanceof WalFailedError && /EIO/.test(err.message),
+      );
+    } finally {
+      fs.writeSync = writeSync;
+      syncBuiltinESMExports();
+    }
+    await assert.rejects(wal.append([entry(1, 3)]), WalFailedError);
+    assert.throws(() => wal.lastIndex(1), WalFailedError);
+    await wal.close();
+    wal = await WriteAheadLog.open(dir, { segmentSize: 64 * 1024 });
+    assert.equal(wal.lastIndex(1), 1, 'recovery finds what reached the disk');
   });
 
   it('refuses a second open of the same directory', async () => {
