@@ -11,7 +11,8 @@
  *
  * Reading. Only an index (group -> index -> segment, offset, size, term) lives in memory; entry
  * data is read from the files (or from a batch not yet written) when asked for, and its checksum
- * is verified again on every read.
+ * is verified again on every read. Reads see every accepted append at once, durable or not:
+ * await `append` before acting on its durability (Raft: before sending what depends on it).
  *
  * Segments. Fixed-size files, zero-filled and fsynced before use; the next one is prepared in the
  * background. Each starts with a header that repeats every group's hard state and snapshot marker,
