@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerBenchCommand } from './bench-command.js';
 import { registerCheckHistoryCommand } from './check-history-command.js';
 import { registerClusterCommand } from './cluster-command.js';
 import { registerDelCommand } from './del-command.js';
@@ -46,5 +47,6 @@ registerScanCommand(program);
 registerTxnCommand(program);
 registerClusterCommand(program);
 registerCheckHistoryCommand(program);
+registerBenchCommand(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,143 @@
+/**
+ * `runBench(options)`: drives one target with the options' workload and returns throughput,
+ * latency percentiles and errors by kind. Connections are dealt round-robin to threads; with one
+ * thread the loops run on the caller's event loop, otherwise each thread is a worker
+ * (load-worker.ts) and their histograms are added together.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
+import type { BenchOptions } from './bench-options.js';
+import { type LoopPlan, type LoopResult, runLoops } from './load-loop.js';
+
+export interface LatencySummaryMs {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+export interface BenchResult {
+  target: string;
+  workload: string;
+  consistency: string;
+  connections: number;
+  endpoints: string[];
+  threads: number;
+  durationS: number;
+  /** Successful requests per second over the measured window. */
+  opsPerSec: number;
+  reads: number;
+  writes: number;
+  /** Reads of keys never written (AtlasDB 404); successes, counted apart. */
+  notFound: number;
+  errors: Record<string, number>;
+  errorCount: number;
+  latencyMs: LatencySummaryMs;
+}
+
+/** Connections per thread above which another worker is added (up to the core count). */
+const CONNECTIONS_PER_THREAD = 32;
+/** Time for workers to start and open their pools before the common start instant. */
+const START_DELAY_MS = 300;
+
+export function threadCount(options: BenchOptions): number {
+  if (options.threads > 0) return Math.min(options.threads, options.connections);
+  const wanted = Math.ceil(options.connections / CONNECTIONS_PER_THREAD);
+  return Math.max(1, Math.min(wanted, availableParallelism(), options.connections));
+}
+
+function runInWorker(plan: LoopPlan): Promise<LoopResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./load-worker.js', import.meta.url), { workerData: plan });
+    let settled = false;
+    worker.once('message', (m: { ok: boolean; result?: LoopResult; message?: string }) => {
+      settled = true;
+      if (m.ok && m.result !== undefined) resolve(m.result);
+      else reject(new Error(`bench worker failed: ${m.message ?? 'no message'}`));
+    });
+    worker.once('error', (e) => {
+      settled = true;
+      reject(e);
+    });
+    worker.once('exit', (code) => {
+      if (!settled) reject(new Error(`bench worker exited with code ${code} before reporting`));
+    });
+  });
+}
+
+export async function runBench(options: BenchOptions): Promise<BenchResult> {
+  const threads = threadCount(options);
+  const startAtEpochMs = Date.now() + (threads > 1 ? START_DELAY_MS : 0);
+  const plans: LoopPlan[] = Array.from({ length: threads }, (_, t) => ({
+    options,
+    loopIndexes: [],
+    startAtEpochMs,
+    seed: (Date.now() ^ (t * 0x5bd1e995)) >>> 0,
+  }));
+  for (let i = 0; i < options.connections; i++) (plans[i % threads] as LoopPlan).loopIndexes.push(i);
+  const results = threads === 1 ? [await runLoops(plans[0] as LoopPlan)] : await Promise.all(plans.map(runInWorker));
+
+  const histogram = decodeFromCompressedBase64((results[0] as LoopResult).histogramBase64);
+  for (const r of results.slice(1)) {
+    const other = decodeFromCompressedBase64(r.histogramBase64);
+    histogram.add(other);
+    other.destroy();
+  }
+  const errors: Record<string, number> = {};
+  let reads = 0;
+  let writes = 0;
+  let notFound = 0;
+  for (const r of results) {
+    reads += r.reads;
+    writes += r.writes;
+    notFound += r.notFound;
+    for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
+  }
+  const ms = (us: number): number => us / 1000;
+  const latencyMs: LatencySummaryMs = {
+    p50: ms(histogram.getValueAtPercentile(50)),
+    p90: ms(histogram.getValueAtPercentile(90)),
+    p99: ms(histogram.getValueAtPercentile(99)),
+    p999: ms(histogram.getValueAtPercentile(99.9)),
+    max: ms(histogram.maxValue),
+    mean: ms(histogram.mean),
+  };
+  histogram.destroy();
+  return {
+    target: options.target,
+    workload: options.workload.name,
+    consistency: options.consistency,
+    connections: options.connections,
+    endpoints: options.endpoints,
+    threads,
+    durationS: options.durationS,
+    opsPerSec: (reads + writes) / options.durationS,
+    reads,
+    writes,
+    notFound,
+    errors,
+    errorCount: Object.values(errors).reduce((a, b) => a + b, 0),
+    latencyMs,
+  };
+}
+
+/** A human-readable report of one run. */
+export function formatBenchResult(r: BenchResult): string {
+  const f = (v: number): string => v.toFixed(v < 10 ? 2 : 1);
+  const lines = [
+    `target ${r.target}  workload ${r.workload}  consistency ${r.consistency}  connections ${r.connections}  threads ${r.threads}`,
+    `endpoints ${r.endpoints.join(',')}`,
+    `throughput ${r.opsPerSec.toFixed(0)} req/s over ${r.durationS} s  (reads ${r.reads}, writes ${r.writes}${r.notFound > 0 ? `, of which ${r.notFound} reads found no key` : ''})`,
+    `latency ms  p50 ${f(r.latencyMs.p50)}  p90 ${f(r.latencyMs.p90)}  p99 ${f(r.latencyMs.p99)}  p99.9 ${f(r.latencyMs.p999)}  max ${f(r.latencyMs.max)}`,
+    r.errorCount === 0
+      ? 'errors none'
+      : `errors ${r.errorCount}: ${Object.entries(r.errors)
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}

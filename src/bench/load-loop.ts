@@ -1,0 +1,178 @@
+/**
+ * The closed loop that one thread runs: `loops` virtual clients, each bound to one endpoint and
+ * keeping exactly one request in flight on its own connection (an undici Pool per endpoint, sized
+ * to the loops on it, pipelining 1). With a rate, each loop starts its requests on a fixed schedule
+ * and latency is measured from the scheduled start, so a stalled server is not hidden by the
+ * loop waiting for it (coordinated omission).
+ *
+ * Latencies go into an HDR histogram in microseconds; requests that start during warmup or end
+ * after the measured window are not counted.
+ */
+import { build, encodeIntoCompressedBase64 } from 'hdr-histogram-js';
+import { Pool } from 'undici';
+import type { BenchOptions } from './bench-options.js';
+import { BenchRequestFactory } from './bench-target.js';
+
+/** What one thread measured; the histogram travels as HdrHistogram's compressed base64 form. */
+export interface LoopResult {
+  histogramBase64: string;
+  reads: number;
+  writes: number;
+  notFound: number;
+  errors: Record<string, number>;
+  /** Seconds between the first measured start and the end of the window, as this thread saw them. */
+  measuredS: number;
+}
+
+export interface LoopPlan {
+  options: BenchOptions;
+  /** Global indexes of the loops this thread runs (loop i uses endpoint i % endpoints.length). */
+  loopIndexes: number[];
+  /** Wall clock (Date.now()) at which every thread starts sending, so threads start together. */
+  startAtEpochMs: number;
+  /** Seeds this thread's key and operation draws. */
+  seed: number;
+}
+
+/** Highest latency the histogram tracks (µs); longer requests are clamped, and time out well before. */
+const HIGHEST_TRACKABLE_US = 600_000_000;
+const MAX_ERROR_KINDS = 64;
+
+/** xorshift32: cheap, seeded, good enough to pick keys uniformly. */
+function makeRandom(seed: number): () => number {
+  let x = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 0x1_0000_0000;
+  };
+}
+
+function errorKind(e: unknown): string {
+  if (e !== null && typeof e === 'object') {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
+    if (typeof code === 'string') return code;
+    const name = (e as { name?: unknown }).name;
+    if (typeof name === 'string') return name;
+  }
+  return 'unknown';
+}
+
+function sleepUntil(epochMs: number): Promise<void> {
+  const wait = epochMs - Date.now();
+  return wait > 0 ? new Promise((r) => setTimeout(r, wait)) : Promise.resolve();
+}
+
+export async function runLoops(plan: LoopPlan): Promise<LoopResult> {
+  const o = plan.options;
+  const factory = new BenchRequestFactory(o.target, o.keys, o.valueSize, o.consistency);
+  const random = makeRandom(plan.seed);
+  const histogram = build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: HIGHEST_TRACKABLE_US,
+    numberOfSignificantValueDigits: 3,
+  });
+  const errors: Record<string, number> = {};
+  let errorKinds = 0;
+  let reads = 0;
+  let writes = 0;
+  let notFound = 0;
+  const countError = (kind: string): void => {
+    if (errors[kind] === undefined) {
+      if (errorKinds >= MAX_ERROR_KINDS) kind = 'other';
+      else errorKinds++;
+    }
+    errors[kind] = (errors[kind] ?? 0) + 1;
+  };
+
+  const perEndpoint = new Map<string, number>();
+  for (const i of plan.loopIndexes) {
+    const ep = o.endpoints[i % o.endpoints.length] as string;
+    perEndpoint.set(ep, (perEndpoint.get(ep) ?? 0) + 1);
+  }
+  const pools = new Map<string, Pool>();
+  for (const [ep, n] of perEndpoint) {
+    pools.set(
+      ep,
+      new Pool(ep, {
+        connections: n,
+        pipelining: 1,
+        headersTimeout: o.requestTimeoutMs,
+        bodyTimeout: o.requestTimeoutMs,
+        keepAliveTimeout: 60_000,
+      }),
+    );
+  }
+
+  const measureFrom = plan.startAtEpochMs + o.warmupS * 1000;
+  const measureUntil = measureFrom + o.durationS * 1000;
+  // Per-loop schedule when a rate is given: the loops share the rate evenly, staggered.
+  const loopCount = o.connections;
+  const intervalMs = o.rate === undefined ? 0 : (1000 * loopCount) / o.rate;
+  const readThreshold = o.workload.readPercent;
+
+  const loop = async (globalIndex: number): Promise<void> => {
+    const pool = pools.get(o.endpoints[globalIndex % o.endpoints.length] as string) as Pool;
+    let scheduled = plan.startAtEpochMs + (intervalMs * globalIndex) / loopCount;
+    await sleepUntil(plan.startAtEpochMs);
+    for (;;) {
+      if (intervalMs > 0) {
+        await sleepUntil(scheduled);
+      } else {
+        scheduled = Date.now();
+      }
+      if (scheduled >= measureUntil) return;
+      const isRead = random() * 100 < readThreshold;
+      const keyIndex = Math.floor(random() * o.keys);
+      const req = isRead ? factory.read(keyIndex) : factory.write(keyIndex);
+      // With a schedule, a request that starts late is charged from when it should have started.
+      const lateMs = intervalMs > 0 ? Math.max(0, Date.now() - scheduled) : 0;
+      const hr0 = performance.now() - lateMs;
+      let kind: string | null = null;
+      try {
+        const res = await pool.request({ method: req.method, path: req.path, headers: req.headers, body: req.body });
+        await res.body.arrayBuffer();
+        const answer = factory.classify(isRead, res.statusCode);
+        if (answer === 'error') kind = `http_${res.statusCode}`;
+        else if (answer === 'not_found' && scheduled >= measureFrom) notFound++;
+      } catch (e) {
+        kind = errorKind(e);
+      }
+      const end = Date.now();
+      if (scheduled >= measureFrom && end <= measureUntil) {
+        if (kind === null) {
+          histogram.recordValue(Math.max(1, Math.round((performance.now() - hr0) * 1000)));
+          if (isRead) reads++;
+          else writes++;
+        } else {
+          countError(kind);
+        }
+      }
+      if (kind !== null && intervalMs === 0) {
+        // A refused connection fails at once; do not spin the CPU the other loops need.
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      scheduled += intervalMs;
+    }
+  };
+
+  try {
+    await Promise.all(plan.loopIndexes.map((i) => loop(i)));
+  } finally {
+    await Promise.all([...pools.values()].map((p) => p.close().catch(() => p.destroy())));
+  }
+  const result: LoopResult = {
+    histogramBase64: encodeIntoCompressedBase64(histogram),
+    reads,
+    writes,
+    notFound,
+    errors,
+    measuredS: o.durationS,
+  };
+  histogram.destroy();
+  return result;
+}
