@@ -12,6 +12,7 @@
 import type { Command } from 'commander';
 import { ConfigError, type ConfigFlags, loadNodeConfig } from '../config/load-node-config.js';
 import { addNodeConfigOptions } from '../config/node-config-options.js';
+import type { PlantedBug } from '../raft/types.js';
 import type { AtlasNode } from '../server/atlas-server.js';
 
 export const START_EXIT = { ok: 0, failed: 1, config: 2, forced: 130 } as const;
@@ -27,6 +28,26 @@ export interface DevReadyMessage {
 /** What `atlas dev` sends a child to stop it (the same graceful shutdown as SIGTERM). */
 export interface DevShutdownMessage {
   type: 'atlas-shutdown';
+}
+
+/**
+ * TEST-ONLY: the fault-test harness (test/faults) sets this to plant Raft bugs in its nodes and show
+ * that its checkers catch them; a comma-separated list of PlantedBug names. Not a node setting.
+ */
+export const PLANTED_BUG_VARIABLE = 'ATLAS_TEST_PLANTED_BUG';
+const PLANTABLE_BUGS: readonly PlantedBug[] = ['commit-old-term', 'vote-any-log', 'stale-read', 'keep-conflict', 'ack-before-persist'];
+
+/** The bugs named in ATLAS_TEST_PLANTED_BUG; throws on a name that is not a PlantedBug. */
+export function plantedBugsFromEnv(env: NodeJS.ProcessEnv): Set<PlantedBug> {
+  const raw = env[PLANTED_BUG_VARIABLE]?.trim() ?? '';
+  const bugs = new Set<PlantedBug>();
+  if (raw === '') return bugs;
+  for (const name of raw.split(',').map((s) => s.trim())) {
+    const bug = PLANTABLE_BUGS.find((b) => b === name);
+    if (bug === undefined) throw new Error(`${PLANTED_BUG_VARIABLE}: unknown bug ${JSON.stringify(name)} (known: ${PLANTABLE_BUGS.join(', ')})`);
+    bugs.add(bug);
+  }
+  return bugs;
 }
 
 export function registerStartCommand(program: Command): Command {
@@ -47,10 +68,14 @@ export function registerStartCommand(program: Command): Command {
 /** Runs a node until it is stopped; resolves with the process exit code. */
 export async function runStart(flags: ConfigFlags): Promise<number> {
   let loaded: ReturnType<typeof loadNodeConfig>;
+  let plantedBugs: Set<PlantedBug>;
   try {
-    loaded = loadNodeConfig({ flags });
+    plantedBugs = plantedBugsFromEnv(process.env);
+    // The test variable is not a node setting: keep it out of the settings' unknown-variable warnings.
+    const { [PLANTED_BUG_VARIABLE]: _plantedBug, ...env } = process.env;
+    loaded = loadNodeConfig({ flags, env });
   } catch (e) {
-    if (e instanceof ConfigError) {
+    if (e instanceof ConfigError || (e instanceof Error && e.message.startsWith(PLANTED_BUG_VARIABLE))) {
       process.stderr.write(`atlas start: ${e.message}\n`);
       return START_EXIT.config;
     }
@@ -61,7 +86,7 @@ export async function runStart(flags: ConfigFlags): Promise<number> {
     // Loaded here, not at the top: `atlas dev` and the client commands share this module graph and
     // need none of the server (a noticeable part of a CLI start on a busy machine).
     const { startServer } = await import('../server/atlas-server.js');
-    node = await startServer(loaded.config);
+    node = await startServer(loaded.config, plantedBugs.size > 0 ? { plantedBugs } : {});
   } catch (e) {
     let message = e instanceof Error ? e.message : String(e);
     if (e instanceof Error && e.name === 'WalCorruptionError') {

@@ -34,6 +34,7 @@ import type { MemberAddress } from '../node/membership.js';
 import { MemoryLogStorage } from '../node/memory-log-storage.js';
 import { DATA_GROUP, RaftNode } from '../node/raft-node.js';
 import { readStoreConf } from '../node/recovery.js';
+import type { PlantedBug } from '../raft/types.js';
 import { WalLogStorage } from '../node/wal-log-storage.js';
 import { formatHostPort } from '../transport/address.js';
 import { PeerTransport as TcpPeerTransport } from '../transport/peer-transport.js';
@@ -59,6 +60,11 @@ export interface ServerRuntimeOptions {
   processMetrics?: boolean;
   /** How long joining may take before start fails (default 60 s). */
   joinDeadlineMs?: number;
+  /**
+   * TEST-ONLY: Raft/driver bugs to plant (src/raft/types.ts PlantedBug), so fault tests can prove
+   * they detect them. Set only by `atlas start` from ATLAS_TEST_PLANTED_BUG; logged loudly.
+   */
+  plantedBugs?: ReadonlySet<PlantedBug>;
 }
 
 /** A running node. */
@@ -133,6 +139,13 @@ export async function startNode(options: StartNodeOptions): Promise<AtlasNode> {
 export async function startServer(config: NodeConfig, runtime: ServerRuntimeOptions = {}): Promise<AtlasNode> {
   const started = performance.now();
   const logger = runtime.logger ?? createServerLogger(config.id, config.logLevel);
+  const plantedBugs = runtime.plantedBugs ?? new Set<PlantedBug>();
+  if (plantedBugs.size > 0) {
+    logger.fatal(
+      { plantedBugs: [...plantedBugs] },
+      'TEST-ONLY PLANTED BUGS ARE ACTIVE: this node deliberately breaks Raft safety; never run it with real data',
+    );
+  }
   const cleanup: Array<{ what: string; run: () => Promise<void> | void }> = [];
   const unwind = async () => {
     for (const step of cleanup.reverse()) {
@@ -196,7 +209,7 @@ export async function startServer(config: NodeConfig, runtime: ServerRuntimeOpti
       groups: [{ group: DATA_GROUP, store, bootstrap }],
       transport: adapter,
       storage,
-      settings: nodeSettingsFromConfig(config),
+      settings: plantedBugs.size > 0 ? { ...nodeSettingsFromConfig(config), bugs: plantedBugs } : nodeSettingsFromConfig(config),
       hooks: metrics.nodeHooks(),
       logger: nodeLogger,
       onFatal: (error) => {
