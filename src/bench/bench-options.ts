@@ -62,7 +62,9 @@ export function parseWorkload(text: string): Workload {
     const readPercent = Number(m[1]);
     if (readPercent <= 100) return { name: text, readPercent };
   }
-  throw new BenchUsageError(`--workload must be write, read or mixed:<read%> (0-100), got ${JSON.stringify(text)}`);
+  throw new BenchUsageError(
+    `--workload must be write, read or mixed:<read%> (0-100), got ${JSON.stringify(text)}`,
+  );
 }
 
 /** Comma-separated http:// URLs; trailing slashes are dropped. */
@@ -95,13 +97,16 @@ export function validateBenchOptions(o: BenchOptions): BenchOptions {
     }
   };
   if (o.endpoints.length === 0) throw new BenchUsageError('--endpoints needs at least one URL');
-  if (o.target !== 'atlas' && o.target !== 'etcd') throw new BenchUsageError('--target must be atlas or etcd');
+  if (o.target !== 'atlas' && o.target !== 'etcd')
+    throw new BenchUsageError('--target must be atlas or etcd');
   if (o.consistency !== 'linearizable' && o.consistency !== 'serializable') {
     throw new BenchUsageError('--consistency must be linearizable or serializable');
   }
   intIn('--connections', o.connections, 1, BENCH_LIMITS.maxConnections);
   if (!(o.durationS > 0 && o.durationS <= BENCH_LIMITS.maxDurationS)) {
-    throw new BenchUsageError(`--duration must be from 0 (exclusive) to ${BENCH_LIMITS.maxDurationS} seconds`);
+    throw new BenchUsageError(
+      `--duration must be from 0 (exclusive) to ${BENCH_LIMITS.maxDurationS} seconds`,
+    );
   }
   if (!(o.warmupS >= 0 && o.warmupS <= BENCH_LIMITS.maxDurationS)) {
     throw new BenchUsageError(`--warmup must be from 0 to ${BENCH_LIMITS.maxDurationS} seconds`);

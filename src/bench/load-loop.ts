@@ -134,7 +134,12 @@ export async function runLoops(plan: LoopPlan): Promise<LoopResult> {
       const hr0 = performance.now() - lateMs;
       let kind: string | null = null;
       try {
-        const res = await pool.request({ method: req.method, path: req.path, headers: req.headers, body: req.body });
+        const res = await pool.request({
+          method: req.method,
+          path: req.path,
+          headers: req.headers,
+          body: req.body,
+        });
         await res.body.arrayBuffer();
         const answer = factory.classify(isRead, res.statusCode);
         if (answer === 'error') kind = `http_${res.statusCode}`;

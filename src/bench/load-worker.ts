@@ -11,5 +11,6 @@ if (parentPort === null) throw new Error('load-worker.js must run as a worker th
 const port = parentPort;
 runLoops(workerData as LoopPlan).then(
   (result) => port.postMessage({ ok: true, result }),
-  (e: unknown) => port.postMessage({ ok: false, message: e instanceof Error ? e.stack ?? e.message : String(e) }),
+  (e: unknown) =>
+    port.postMessage({ ok: false, message: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
 );

@@ -64,7 +64,9 @@ export function registerBenchCommand(program: Command): Command {
   const command = new Command('bench')
     .description('drive AtlasDB or etcd with a closed-loop HTTP load and report throughput and latency')
     .requiredOption('--endpoints <urls>', 'comma-separated client URLs; connections are spread over them')
-    .addOption(new Option('--target <system>', 'what the endpoints serve').choices(['atlas', 'etcd']).default('atlas'))
+    .addOption(
+      new Option('--target <system>', 'what the endpoints serve').choices(['atlas', 'etcd']).default('atlas'),
+    )
     .option('--workload <w>', 'write, read, or mixed:<read%>', 'write')
     .addOption(
       new Option('--consistency <level>', 'consistency of the reads')
@@ -77,7 +79,11 @@ export function registerBenchCommand(program: Command): Command {
     .option('--keys <k>', 'distinct keys, drawn uniformly', '10000')
     .option('--value-size <b>', 'bytes per written value', '100')
     .option('--rate <r>', 'total requests per second (default: as fast as answers come)')
-    .option('--threads <n>', 'worker threads sharing the connections (0: one per 32 connections, up to the cores)', '0')
+    .option(
+      '--threads <n>',
+      'worker threads sharing the connections (0: one per 64 connections, up to half the cores)',
+      '0',
+    )
     .option('--request-timeout-ms <ms>', 'a request unanswered this long counts as a timeout error', '10000')
     .option('--json', 'print one JSON object instead of the report')
     .action(async (flags: BenchFlags) => {

@@ -1,0 +1,597 @@
+/**
+ * `npm run bench:compare`: AtlasDB against etcd on this machine, in one run. Starts a fresh 3-node
+ * etcd (default settings: fsync on every commit) and runs the matrix against it, stops it, then
+ * does the same with a fresh 3-node AtlasDB (`atlas start`, wal-sync always); data of both lives
+ * under one temporary directory on the same disk. The load generator is `atlas bench`'s
+ * (src/bench/), driving etcd through its v3 HTTP/JSON gateway, and its own ceiling is measured
+ * first against a trivial HTTP server.
+ *
+ *   node dist/bench/compare.js [--duration S] [--warmup S] [--connections 1,16,64]
+ *     [--workloads write,read-lin,read-ser,mixed] [--placements leader,all] [--systems etcd,atlas]
+ *     [--cpu-prof DIR] [--no-docs] [--json]
+ *
+ * Prints a table with both systems and the ratio AtlasDB/etcd per cell and appends it, with the
+ * date, commit and machine, to the "Cluster throughput vs etcd" section of docs/benchmarks.md.
+ * Installs nothing: without an `etcd` binary it names the package and stops (exit 3).
+ * --cpu-prof starts each AtlasDB node with `node --cpu-prof` (profiles written at shutdown).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import {
+  type BenchOptions,
+  type BenchTarget,
+  parseWorkload,
+  type ReadConsistency,
+} from '../src/bench/bench-options.js';
+import { BenchRequestFactory } from '../src/bench/bench-target.js';
+import { type BenchResult, runBench } from '../src/bench/load-generator.js';
+
+const CLUSTER_SIZE = 3;
+const KEYS = 10_000;
+const VALUE_SIZE = 100;
+const READY_DEADLINE_MS = 60_000;
+const STOP_DEADLINE_MS = 20_000;
+const SECTION_TITLE = '## Cluster throughput vs etcd';
+const RUNS_END_MARKER = '<!-- bench:compare runs end -->';
+const MISSING_ETCD_EXIT = 3;
+
+interface WorkloadSpec {
+  /** Row label. */
+  label: string;
+  workload: string;
+  consistency: ReadConsistency;
+}
+
+const WORKLOADS: Record<string, WorkloadSpec> = {
+  write: { label: 'write', workload: 'write', consistency: 'linearizable' },
+  'read-lin': { label: 'read linearizable', workload: 'read', consistency: 'linearizable' },
+  'read-ser': { label: 'read serializable', workload: 'read', consistency: 'serializable' },
+  mixed: { label: 'mixed 90% lin. reads', workload: 'mixed:90', consistency: 'linearizable' },
+};
+
+type Placement = 'leader' | 'all';
+
+interface Args {
+  durationS: number;
+  warmupS: number;
+  connections: number[];
+  workloads: string[];
+  placements: Placement[];
+  systems: BenchTarget[];
+  cpuProfDir: string | undefined;
+  docs: boolean;
+  json: boolean;
+}
+
+const USAGE =
+  'usage: compare.js [--duration S] [--warmup S] [--connections 1,16,64] [--workloads write,read-lin,read-ser,mixed] [--placements leader,all] [--systems etcd,atlas] [--cpu-prof DIR] [--no-docs] [--json]';
+
+function listOf<T extends string>(flag: string, text: string, allowed: readonly string[]): T[] {
+  const items = text.split(',').filter((s) => s.length > 0);
+  for (const item of items) {
+    if (!allowed.includes(item))
+      throw new Error(`${flag}: ${JSON.stringify(item)} is not one of ${allowed.join(', ')}\n${USAGE}`);
+  }
+  if (items.length === 0) throw new Error(`${flag} needs at least one value\n${USAGE}`);
+  return items as T[];
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = {
+    durationS: 5,
+    warmupS: 1,
+    connections: [1, 16, 64],
+    workloads: Object.keys(WORKLOADS),
+    placements: ['leader', 'all'],
+    systems: ['etcd', 'atlas'],
+    cpuProfDir: undefined,
+    docs: true,
+    json: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value\n${USAGE}`);
+      return v;
+    };
+    const seconds = (v: string): number => {
+      const n = Number(v);
+      if (!(Number.isFinite(n) && n >= 0 && n <= 3600))
+        throw new Error(`${arg} must be 0-3600 seconds, got ${v}`);
+      return n;
+    };
+    if (arg === '--duration') {
+      args.durationS = seconds(next());
+      if (args.durationS === 0) throw new Error('--duration must be above 0');
+    } else if (arg === '--warmup') args.warmupS = seconds(next());
+    else if (arg === '--connections') {
+      args.connections = next()
+        .split(',')
+        .map((s) => {
+          const n = Number(s);
+          if (!(Number.isInteger(n) && n >= 1 && n <= 4096))
+            throw new Error(`--connections: ${s} is not 1-4096`);
+          return n;
+        });
+    } else if (arg === '--workloads') args.workloads = listOf('--workloads', next(), Object.keys(WORKLOADS));
+    else if (arg === '--placements')
+      args.placements = listOf<Placement>('--placements', next(), ['leader', 'all']);
+    else if (arg === '--systems') args.systems = listOf<BenchTarget>('--systems', next(), ['etcd', 'atlas']);
+    else if (arg === '--cpu-prof') args.cpuProfDir = resolve(next());
+    else if (arg === '--no-docs') args.docs = false;
+    else if (arg === '--json') args.json = true;
+    else throw new Error(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
+  }
+  return args;
+}
+
+function say(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** The `etcd` binary on PATH, or null. */
+function findOnPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {}
+  }
+  return null;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function freePorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
+}
+
+interface Member {
+  name: string;
+  clientUrl: string;
+  child: ChildProcess;
+  logFile: string;
+}
+
+interface RunningCluster {
+  system: BenchTarget;
+  members: Member[];
+  leaderUrl: string;
+}
+
+function spawnLogged(command: string, argv: string[], logFile: string): ChildProcess {
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: withoutAtlasEnv() });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const keep = (b: Buffer): void => {
+    // The tail is enough to explain a failure; keep at most 256 KiB.
+    chunks.push(b);
+    size += b.length;
+    while (size > 256 * 1024 && chunks.length > 1) size -= (chunks.shift() as Buffer).length;
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  child.on('exit', () => writeFileSync(logFile, Buffer.concat(chunks)));
+  return child;
+}
+
+/** Children never inherit the caller's ATLAS_* settings (a stray ATLAS_WAL_SYNC would skew the run). */
+function withoutAtlasEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith('ATLAS_') && !k.startsWith('ETCD_')) env[k] = v;
+  return env;
+}
+
+async function postJson(url: string, body: string): Promise<unknown> {
+  const res = await fetch(url, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json' },
+    signal: AbortSignal.timeout(3000),
+  });
+  if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}`);
+  return res.json();
+}
+
+async function getJson(url: string): Promise<unknown> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+  if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}`);
+  return res.json();
+}
+
+async function pollLeader(members: Member[], isLeader: (m: Member) => Promise<boolean>): Promise<string> {
+  const deadline = performance.now() + READY_DEADLINE_MS;
+  let lastError = '';
+  while (performance.now() < deadline) {
+    for (const m of members) {
+      if (m.child.exitCode !== null)
+        throw new Error(`${m.name} exited with code ${m.child.exitCode}; log in ${m.logFile}`);
+      try {
+        if (await isLeader(m)) return m.clientUrl;
+      } catch (e) {
+        lastError = (e as Error).message;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`no leader within ${READY_DEADLINE_MS} ms (last error: ${lastError})`);
+}
+
+async function startEtcd(etcd: string, root: string): Promise<RunningCluster> {
+  const ports = await freePorts(2 * CLUSTER_SIZE);
+  const names = Array.from({ length: CLUSTER_SIZE }, (_, i) => `e${i + 1}`);
+  const peerUrl = (i: number): string => `http://127.0.0.1:${ports[CLUSTER_SIZE + i]}`;
+  const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
+  const token = `bench-${process.pid}-${Date.now()}`;
+  const members = names.map((name, i): Member => {
+    const clientUrl = `http://127.0.0.1:${ports[i]}`;
+    const logFile = join(root, `${name}.log`);
+    const child = spawnLogged(
+      etcd,
+      [
+        '--name',
+        name,
+        '--data-dir',
+        join(root, name),
+        '--listen-client-urls',
+        clientUrl,
+        '--advertise-client-urls',
+        clientUrl,
+        '--listen-peer-urls',
+        peerUrl(i),
+        '--initial-advertise-peer-urls',
+        peerUrl(i),
+        '--initial-cluster',
+        initialCluster,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        token,
+        '--logger',
+        'zap',
+        '--log-level',
+        'warn',
+      ],
+      logFile,
+    );
+    return { name, clientUrl, child, logFile };
+  });
+  const leaderUrl = await pollLeader(members, async (m) => {
+    const s = (await postJson(`${m.clientUrl}/v3/maintenance/status`, '{}')) as {
+      header?: { member_id?: string };
+      leader?: string;
+    };
+    return s.leader !== undefined && s.leader !== '0' && s.header?.member_id === s.leader;
+  });
+  return { system: 'etcd', members, leaderUrl };
+}
+
+async function startAtlas(root: string, cpuProfDir: string | undefined): Promise<RunningCluster> {
+  const ports = await freePorts(2 * CLUSTER_SIZE);
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const names = Array.from({ length: CLUSTER_SIZE }, (_, i) => `n${i + 1}`);
+  const peer = (i: number): string => `127.0.0.1:${ports[CLUSTER_SIZE + i]}`;
+  const initialCluster = names.map((n, i) => `${n}=${peer(i)}`).join(',');
+  const members = names.map((name, i): Member => {
+    const clientUrl = `http://127.0.0.1:${ports[i]}`;
+    const logFile = join(root, `${name}.log`);
+    const nodeFlags =
+      cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, name)];
+    const child = spawnLogged(
+      process.execPath,
+      [
+        ...nodeFlags,
+        cli,
+        'start',
+        '--id',
+        name,
+        '--data-dir',
+        join(root, name),
+        '--listen-client',
+        `127.0.0.1:${ports[i]}`,
+        '--listen-peer',
+        peer(i),
+        '--initial-cluster',
+        initialCluster,
+        '--wal-sync',
+        'always',
+        '--log-level',
+        'warn',
+      ],
+      logFile,
+    );
+    return { name, clientUrl, child, logFile };
+  });
+  const leaderUrl = await pollLeader(members, async (m) => {
+    const h = (await getJson(`${m.clientUrl}/health`)) as { role?: string };
+    return h.role === 'leader';
+  });
+  return { system: 'atlas', members, leaderUrl };
+}
+
+async function stopCluster(cluster: RunningCluster): Promise<void> {
+  await Promise.all(
+    cluster.members.map(
+      (m) =>
+        new Promise<void>((done) => {
+          if (m.child.exitCode !== null || m.child.signalCode !== null) return done();
+          const timer = setTimeout(() => m.child.kill('SIGKILL'), STOP_DEADLINE_MS);
+          m.child.once('exit', () => {
+            clearTimeout(timer);
+            done();
+          });
+          m.child.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+/** Writes every key once (64 requests in flight) so reads find data on both systems. */
+async function prefill(target: BenchTarget, url: string): Promise<void> {
+  const factory = new BenchRequestFactory(target, KEYS, VALUE_SIZE, 'linearizable');
+  const pool = new Pool(url, { connections: 64, pipelining: 1 });
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < KEYS) {
+      const req = factory.write(next++);
+      const res = await pool.request({
+        method: req.method,
+        path: req.path,
+        headers: req.headers,
+        body: req.body,
+      });
+      await res.body.arrayBuffer();
+      if (res.statusCode !== 200) throw new Error(`prefill ${req.path}: HTTP ${res.statusCode}`);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: 64 }, worker));
+  } finally {
+    await pool.close();
+  }
+}
+
+interface Cell {
+  workload: string;
+  connections: number;
+  placement: Placement;
+  results: Partial<Record<BenchTarget, BenchResult>>;
+}
+
+function benchOptions(
+  target: BenchTarget,
+  endpoints: string[],
+  spec: WorkloadSpec,
+  connections: number,
+  args: Args,
+): BenchOptions {
+  return {
+    endpoints,
+    target,
+    workload: parseWorkload(spec.workload),
+    consistency: spec.consistency,
+    connections,
+    durationS: args.durationS,
+    warmupS: args.warmupS,
+    keys: KEYS,
+    valueSize: VALUE_SIZE,
+    rate: undefined,
+    threads: 0,
+    requestTimeoutMs: 10_000,
+  };
+}
+
+function cellsFor(args: Args): Cell[] {
+  const cells: Cell[] = [];
+  for (const w of args.workloads) {
+    for (const c of args.connections) {
+      for (const p of args.placements) cells.push({ workload: w, connections: c, placement: p, results: {} });
+    }
+  }
+  return cells;
+}
+
+async function runSystem(
+  system: BenchTarget,
+  cells: Cell[],
+  args: Args,
+  root: string,
+  etcd: string,
+): Promise<void> {
+  const dir = join(root, system);
+  mkdirSync(dir, { recursive: true });
+  say(`starting a fresh 3-node ${system} in ${dir}`);
+  const cluster = system === 'etcd' ? await startEtcd(etcd, dir) : await startAtlas(dir, args.cpuProfDir);
+  try {
+    say(`${system}: leader ${cluster.leaderUrl}; writing ${KEYS} keys`);
+    await prefill(system, cluster.leaderUrl);
+    for (const cell of cells) {
+      const spec = WORKLOADS[cell.workload] as WorkloadSpec;
+      const endpoints =
+        cell.placement === 'leader' ? [cluster.leaderUrl] : cluster.members.map((m) => m.clientUrl);
+      const r = await runBench(benchOptions(system, endpoints, spec, cell.connections, args));
+      cell.results[system] = r;
+      say(
+        `${system}  ${spec.label.padEnd(22)} c=${String(cell.connections).padEnd(3)} ${cell.placement.padEnd(6)} ${r.opsPerSec.toFixed(0).padStart(6)}/s  p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms${r.errorCount > 0 ? `  errors ${JSON.stringify(r.errors)}` : ''}`,
+      );
+    }
+  } finally {
+    await stopCluster(cluster);
+  }
+}
+
+/** The generator against a trivial HTTP server in its own process: what it can drive at most. */
+async function loadgenCeiling(args: Args): Promise<BenchResult[]> {
+  const port = await freePort();
+  const server = spawn(
+    process.execPath,
+    [fileURLToPath(new URL('../src/bench/trivial-http-server.js', import.meta.url)), String(port)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  await new Promise<void>((ready, reject) => {
+    server.stdout?.once('data', () => ready());
+    server.once('exit', (code) => reject(new Error(`trivial server exited with code ${code}`)));
+  });
+  try {
+    const out: BenchResult[] = [];
+    for (const c of args.connections) {
+      out.push(
+        await runBench(
+          benchOptions('atlas', [`http://127.0.0.1:${port}`], WORKLOADS.write as WorkloadSpec, c, args),
+        ),
+      );
+    }
+    return out;
+  } finally {
+    server.kill('SIGTERM');
+  }
+}
+
+function machineLine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const mem = (totalmem() / 2 ** 30).toFixed(1);
+  return `${availableParallelism()} cores (nproc; ${cpu}), ${mem} GiB memory, Node ${process.version}`;
+}
+
+function commitLine(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bench'], {
+      encoding: 'utf8',
+    }).trim();
+    return dirty === '' ? head : `${head} + uncommitted changes`;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
+
+function etcdVersion(etcd: string): string {
+  try {
+    return execFileSync(etcd, ['--version'], { encoding: 'utf8' }).split('\n')[0]?.trim() ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+const fmtOps = (r: BenchResult | undefined): string => (r === undefined ? '-' : r.opsPerSec.toFixed(0));
+const fmtLat = (r: BenchResult | undefined): string =>
+  r === undefined ? '-' : `${r.latencyMs.p50.toFixed(2)} / ${r.latencyMs.p99.toFixed(1)}`;
+const fmtErr = (r: BenchResult | undefined): string =>
+  r === undefined || r.errorCount === 0 ? '' : ` (${r.errorCount} err)`;
+
+function table(cells: Cell[], ceiling: BenchResult[]): string {
+  const lines = [
+    '| workload | conns | endpoints | etcd req/s | etcd p50 / p99 ms | AtlasDB req/s | AtlasDB p50 / p99 ms | AtlasDB/etcd |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const c of cells) {
+    const e = c.results.etcd;
+    const a = c.results.atlas;
+    const ratio =
+      e !== undefined && a !== undefined && e.opsPerSec > 0
+        ? `${(a.opsPerSec / e.opsPerSec).toFixed(2)}x`
+        : '-';
+    lines.push(
+      `| ${(WORKLOADS[c.workload] as WorkloadSpec).label} | ${c.connections} | ${c.placement} | ${fmtOps(e)}${fmtErr(e)} | ${fmtLat(e)} | ${fmtOps(a)}${fmtErr(a)} | ${fmtLat(a)} | ${ratio} |`,
+    );
+  }
+  if (ceiling.length > 0) {
+    lines.push(
+      '',
+      `Load generator against a trivial HTTP server (its ceiling here): ${ceiling.map((r) => `${r.connections} conn ${r.opsPerSec.toFixed(0)}/s (p50 ${r.latencyMs.p50.toFixed(2)} ms)`).join('; ')}.`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function writeDocs(block: string): string {
+  const file = fileURLToPath(new URL('../../docs/benchmarks.md', import.meta.url));
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  if (!text.includes(RUNS_END_MARKER)) {
+    if (!text.includes(SECTION_TITLE)) text = `${text.trimEnd()}\n\n${SECTION_TITLE}\n\n`;
+    // The section exists but has no run list yet: the list goes at the end of the file.
+    text = `${text.trimEnd()}\n\n### Runs (appended by npm run bench:compare)\n\n${RUNS_END_MARKER}\n`;
+  }
+  text = text.replace(RUNS_END_MARKER, `${block}\n\n${RUNS_END_MARKER}`);
+  writeFileSync(file, text);
+  return file;
+}
+
+async function main(): Promise<number> {
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    return 2;
+  }
+  const etcd = findOnPath('etcd');
+  if (etcd === null && args.systems.includes('etcd')) {
+    process.stderr.write('bench:compare needs etcd on PATH; install it with:  apt-get install etcd-server\n');
+    return MISSING_ETCD_EXIT;
+  }
+  const started = new Date();
+  const loadBefore = loadavg();
+  const root = mkdtempSync(join(tmpdir(), 'atlas-bench-compare-'));
+  const cells = cellsFor(args);
+  let ceiling: BenchResult[] = [];
+  try {
+    say(`load generator ceiling (trivial HTTP server), ${args.durationS} s per cell`);
+    ceiling = await loadgenCeiling(args);
+    for (const r of ceiling)
+      say(`  ${r.connections} conn: ${r.opsPerSec.toFixed(0)}/s p50 ${r.latencyMs.p50.toFixed(2)} ms`);
+    for (const system of args.systems) await runSystem(system, cells, args, root, etcd ?? 'etcd');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  const loadAfter = loadavg();
+  const la = (l: number[]): string => l.map((v) => v.toFixed(2)).join(' ');
+  const header = [
+    `#### ${started.toISOString().replace(/\.\d+Z$/, 'Z')}, commit ${commitLine()}`,
+    '',
+    `Machine: ${machineLine()}. ${etcd === null ? '' : `${etcdVersion(etcd)}. `}Load average (1/5/15 min) ${la(loadBefore)} before, ${la(loadAfter)} after. ${args.durationS} s per cell after ${args.warmupS} s warmup; ${KEYS} keys, ${VALUE_SIZE}-byte values; both with fsync on every commit; "all" spreads the connections over the 3 members.`,
+    '',
+  ].join('\n');
+  const block = `${header}${table(cells, ceiling)}`;
+  if (args.json)
+    process.stdout.write(
+      `${JSON.stringify({ started: started.toISOString(), commit: commitLine(), machine: machineLine(), loadBefore, loadAfter, ceiling, cells })}\n`,
+    );
+  else process.stdout.write(`${block}\n`);
+  if (args.docs) say(`appended to ${writeDocs(block)}`);
+  return 0;
+}
+
+process.exitCode = await main();
