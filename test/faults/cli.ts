@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { runFailover } from './failover.js';
 import { WORKLOADS, type WorkloadName, runFaultTest, summaryLine } from './fault-run.js';
-import { parseNemesisList } from './nemesis.js';
+import { type PartitionShape, PARTITION_SHAPES, parseNemesisList, parsePartitionShapes } from './nemesis.js';
 
 function integer(min: number, max: number) {
   return (raw: string): number => {
@@ -49,6 +49,7 @@ interface Flags {
   timeout: number;
   keys: number;
   plantedBug?: string;
+  partitionShapes?: PartitionShape[];
 }
 
 const program = new Command('faults')
@@ -63,6 +64,13 @@ const program = new Command('faults')
   .option('--timeout <ms>', 'client timeout per attempt', integer(100, 600_000), 4000)
   .option('--keys <n>', 'register: keys in use at a time', integer(1, 10_000), 8)
   .option('--planted-bug <names>', 'TEST-ONLY: plant a Raft bug in every node (ATLAS_TEST_PLANTED_BUG), e.g. stale-read')
+  .option('--partition-shapes <list>', `partition shapes to use: ${PARTITION_SHAPES.join(', ')} (default all)`, (raw: string) => {
+    try {
+      return parsePartitionShapes(raw);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+  })
   .option('--failover', 'measure leader failover instead of checking a workload')
   .option('--rounds <n>', 'failover rounds', integer(1, 1000), 20)
   .option('--writers <n>', 'failover: steady-load writers', integer(1, 64), 4)
@@ -94,6 +102,7 @@ const summary = await runFaultTest({
   timeoutMs: flags.timeout,
   keys: flags.keys,
   ...(flags.plantedBug ? { plantedBug: flags.plantedBug } : {}),
+  ...(flags.partitionShapes ? { partitionShapes: flags.partitionShapes } : {}),
 });
 for (const p of summary.problems) process.stderr.write(`problem: ${p}\n`);
 process.stdout.write(`${summaryLine(summary)} seed=${seed} out=${outDir}\n`);

@@ -9,7 +9,7 @@ import { seededRandom } from '../raft/network.js';
 import { BankWorkload } from './bank-workload.js';
 import { FaultCluster } from './fault-cluster.js';
 import { HistoryRecorder } from './history-recorder.js';
-import { Nemesis, type NemesisKind } from './nemesis.js';
+import { Nemesis, type NemesisKind, type PartitionShape } from './nemesis.js';
 import { REGISTER_DEFAULTS, RegisterWorkload } from './register-workload.js';
 import { SetWorkload } from './set-workload.js';
 import { type Workload, type WorkloadContext, sleep } from './workload.js';
@@ -32,6 +32,8 @@ export interface FaultRunOptions {
   timeoutMs?: number;
   /** Register keys in use at a time (default 8). */
   keys?: number;
+  /** Partition shapes the nemesis chooses from (default: all). */
+  partitionShapes?: PartitionShape[];
 }
 
 export interface FaultRunSummary {
@@ -116,6 +118,7 @@ export async function runFaultTest(options: FaultRunOptions): Promise<FaultRunSu
     electionTimeoutMs: ELECTION_TIMEOUT_MS,
     restMs: [1000, 3000],
     holdMs: [1500, 4000],
+    ...(options.partitionShapes ? { shapes: options.partitionShapes } : {}),
   });
   const problems: string[] = [];
   const servedAfterHealMs: Record<string, number | null> = {};

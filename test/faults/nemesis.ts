@@ -24,7 +24,21 @@ export function parseNemesisList(text: string): NemesisKind[] {
   return kinds;
 }
 
+export const PARTITION_SHAPES = ['halves', 'isolate-leader', 'one-way', 'bridge', 'shift'] as const;
+export type PartitionShape = (typeof PARTITION_SHAPES)[number];
+
+export function parsePartitionShapes(text: string): PartitionShape[] {
+  const shapes = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return shapes.map((name) => {
+    const shape = PARTITION_SHAPES.find((k) => k === name);
+    if (shape === undefined) throw new Error(`unknown partition shape ${JSON.stringify(name)} (known: ${PARTITION_SHAPES.join(', ')})`);
+    return shape;
+  });
+}
+
 export interface NemesisTiming {
+  /** Partition shapes to choose from (default: all). */
+  shapes?: readonly PartitionShape[];
   /** The cluster's election timeout: a pause must outlast it. */
   electionTimeoutMs: number;
   /** Quiet time between faults, min..max. */
@@ -152,7 +166,8 @@ export class Nemesis {
       }
     };
     const shuffled = nodes.map((n) => [this.random(), n] as const).sort((p, q) => p[0] - q[0]).map(([, n]) => n);
-    const shape = pick(this.random, ['halves', 'isolate-leader', 'one-way', 'bridge'] as const);
+    const shapes = this.timing.shapes !== undefined && this.timing.shapes.length > 0 ? this.timing.shapes : PARTITION_SHAPES;
+    const shape = pick(this.random, shapes);
     const leader = await this.cluster.leader();
     switch (shape) {
       case 'halves': {
@@ -170,6 +185,19 @@ export class Nemesis {
         const inbound = this.random() < 0.5;
         for (const other of nodes) if (other !== victim) inbound ? f.block(other, victim) : f.block(victim, other);
         return inbound ? `one-way: nothing reaches ${victim}` : `one-way: nothing from ${victim} gets out`;
+      }
+      case 'shift': {
+        // A follower misses writes, then the cut moves (no heal in between) to isolate the leader:
+        // the lagging node is now needed for a majority and must not win with its shorter log
+        // (Raft §5.4.1, the election restriction).
+        const lagging = shuffled.find((n) => n !== leader) ?? shuffled[0]!;
+        cutBoth([lagging], nodes.filter((n) => n !== lagging));
+        this.log(`partition shift, first: isolate ${lagging}`);
+        await sleep(this.between(this.timing.holdMs));
+        f.healAll();
+        const victim = leader ?? shuffled.find((n) => n !== lagging)!;
+        cutBoth([victim], nodes.filter((n) => n !== victim));
+        return `shift: then isolate ${victim}${leader === null ? '' : ' (leader)'}`;
       }
       case 'bridge': {
         // Two halves that share one node: only the bridge talks to both sides.

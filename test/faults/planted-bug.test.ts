@@ -1,0 +1,47 @@
+/**
+ * The fault harness can fail: with the Raft election restriction switched off in every node
+ * (TEST-ONLY planted bug `vote-any-log`, set through ATLAS_TEST_PLANTED_BUG) and the `shift`
+ * partition (a follower misses writes, then the cut moves to isolate the leader so that the lagging
+ * node may win the election and overwrite committed entries), a short register run must report
+ * valid=false. Bounded: at most MAX_ATTEMPTS short runs; at least one must be invalid.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { type FaultRunSummary, runFaultTest, summaryLine } from './fault-run.js';
+
+const MAX_ATTEMPTS = 4;
+
+describe('fault harness detects a planted bug', { timeout: 400_000 }, () => {
+  it('vote-any-log + shifting partitions: a short run is invalid', async () => {
+    const runs: FaultRunSummary[] = [];
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const outDir = mkdtempSync(join(tmpdir(), 'atlas-faults-planted-'));
+      const s = await runFaultTest({
+        timeSeconds: 20,
+        nodes: 3,
+        clients: 6,
+        workload: 'register',
+        nemesis: ['partition'],
+        partitionShapes: ['shift'],
+        keys: 4,
+        outDir,
+        seed: Math.floor(Math.random() * 2 ** 31),
+        plantedBug: 'vote-any-log',
+      });
+      runs.push(s);
+      // The nodes announced the planted bug loudly at startup.
+      const log = readFileSync(join(outDir, 'n1.log'), 'utf8');
+      assert.match(log, /"plantedBugs":\["vote-any-log"\].*TEST-ONLY PLANTED BUGS ARE ACTIVE/);
+      if (!s.valid) break;
+    }
+    const invalid = runs.filter((s) => !s.valid);
+    assert.ok(invalid.length >= 1, `no run was invalid:\n${runs.map((s) => `${summaryLine(s)} ${s.outDir}`).join('\n')}`);
+    assert.ok(
+      invalid.some((s) => s.problems.some((p) => /NOT linearizable|lost/.test(p))),
+      `the invalid run names a consistency violation: ${invalid[0]!.problems.join('; ')}`,
+    );
+  });
+});
