@@ -37,7 +37,7 @@ import {
   parseWorkload,
   type ReadConsistency,
 } from '../src/bench/bench-options.js';
-import { BenchRequestFactory } from '../src/bench/bench-target.js';
+import { BenchRequestFactory, sendWireRequest } from '../src/bench/bench-target.js';
 import { type BenchResult, runBench } from '../src/bench/load-generator.js';
 
 const CLUSTER_SIZE = 3;
@@ -364,14 +364,8 @@ async function prefill(target: BenchTarget, url: string): Promise<void> {
   const worker = async (): Promise<void> => {
     while (next < KEYS) {
       const req = factory.write(next++);
-      const res = await pool.request({
-        method: req.method,
-        path: req.path,
-        headers: req.headers,
-        body: req.body,
-      });
-      await res.body.arrayBuffer();
-      if (res.statusCode !== 200) throw new Error(`prefill ${req.path}: HTTP ${res.statusCode}`);
+      const status = await sendWireRequest(pool, req);
+      if (status !== 200) throw new Error(`prefill ${req.path}: HTTP ${status}`);
     }
   };
   try {
@@ -584,7 +578,7 @@ async function main(): Promise<number> {
     `Machine: ${machineLine()}. ${etcd === null ? '' : `${etcdVersion(etcd)}. `}Load average (1/5/15 min) ${la(loadBefore)} before, ${la(loadAfter)} after. ${args.durationS} s per cell after ${args.warmupS} s warmup; ${KEYS} keys, ${VALUE_SIZE}-byte values; both with fsync on every commit; "all" spreads the connections over the 3 members.`,
     '',
   ].join('\n');
-  const block = `${header}${table(cells, ceiling)}`;
+  const block = `${header}\n${table(cells, ceiling)}`;
   if (args.json)
     process.stdout.write(
       `${JSON.stringify({ started: started.toISOString(), commit: commitLine(), machine: machineLine(), loadBefore, loadAfter, ceiling, cells })}\n`,

@@ -5,6 +5,7 @@
  * `"serializable": true` for stale reads. Keys are `bench/<index>` zero-padded, the same bytes on
  * both systems, so both stores hold the same data.
  */
+import type { Pool } from 'undici';
 import type { BenchTarget, ReadConsistency } from './bench-options.js';
 
 export interface WireRequest {
@@ -87,4 +88,16 @@ export class BenchRequestFactory {
     if (isRead && status === 404 && this.target === 'atlas') return 'not_found';
     return 'error';
   }
+}
+
+/** Sends one request on the pool and reads its whole answer; resolves with the HTTP status. */
+export async function sendWireRequest(pool: Pool, req: WireRequest): Promise<number> {
+  const res = await pool.request({
+    method: req.method,
+    path: req.path,
+    headers: req.headers,
+    body: req.body,
+  });
+  await res.body.arrayBuffer();
+  return res.statusCode;
 }

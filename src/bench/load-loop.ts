@@ -11,7 +11,7 @@
 import { build, encodeIntoCompressedBase64 } from 'hdr-histogram-js';
 import { Pool } from 'undici';
 import type { BenchOptions } from './bench-options.js';
-import { BenchRequestFactory } from './bench-target.js';
+import { BenchRequestFactory, sendWireRequest } from './bench-target.js';
 
 /** What one thread measured; the histogram travels as HdrHistogram's compressed base64 form. */
 export interface LoopResult {
@@ -134,15 +134,9 @@ export async function runLoops(plan: LoopPlan): Promise<LoopResult> {
       const hr0 = performance.now() - lateMs;
       let kind: string | null = null;
       try {
-        const res = await pool.request({
-          method: req.method,
-          path: req.path,
-          headers: req.headers,
-          body: req.body,
-        });
-        await res.body.arrayBuffer();
-        const answer = factory.classify(isRead, res.statusCode);
-        if (answer === 'error') kind = `http_${res.statusCode}`;
+        const status = await sendWireRequest(pool, req);
+        const answer = factory.classify(isRead, status);
+        if (answer === 'error') kind = `http_${status}`;
         else if (answer === 'not_found' && scheduled >= measureFrom) notFound++;
       } catch (e) {
         kind = errorKind(e);
