@@ -24,7 +24,7 @@ import {
   DEFAULT_MAX_INFLIGHT_MSGS,
   DEFAULT_MAX_MSG_BYTES,
 } from '../raft/raft-group.js';
-import type { NodeId, Ready, SnapshotMeta } from '../raft/types.js';
+import type { Message, NodeId, Ready, SnapshotMeta } from '../raft/types.js';
 import { type Clock, SystemClock, type TimerHandle } from './clock.js';
 import { NodeError } from './errors.js';
 import {
@@ -119,6 +119,12 @@ export const DEFAULT_NODE_SETTINGS: NodeSettings = {
 
 const MAX_ADDRESS_BYTES = 512;
 const NO_MARKERS: ReadonlyMap<number, SnapshotMeta> = new Map();
+const NO_MESSAGES: Message[] = [];
+
+/** A leader's replication traffic, which may leave before the leader's own write is durable. */
+function isLeaderReplication(m: Message): boolean {
+  return m.type === 'append' || m.type === 'heartbeat';
+}
 
 interface PendingForward {
   to: NodeId;
@@ -435,13 +441,32 @@ export class RaftNode implements KvService, ReplicaHost {
     // TEST-ONLY planted bug: acknowledge before the state is durable (a crash then forgets a vote or
     // an entry that a peer already counted).
     const ackEarly = this.settings.bugs.has('ack-before-persist');
+    // What goes out only once this append is durable (everything, under the planted bug: nothing).
+    let afterDurable: Array<{ replica: GroupReplica; rd: Ready }> = readies;
     if (ackEarly) {
       for (const { replica, rd } of readies) replica.sendMessages(rd);
+      this.flushOutbox();
+      afterDurable = [];
+    } else if (writes.length > 0) {
+      // Raft thesis §10.2.1: a leader may send AppendEntries (and heartbeats) before its own write
+      // is durable, so its fsync and the followers' run in parallel. It counts itself toward a quorum
+      // only for entries durable here (RaftGroup.advance), so commit still needs a durable majority.
+      // Acknowledgements and votes stay behind the fsync (DESIGN.md §3 "Persistence order").
+      afterDurable = [];
+      for (const x of readies) {
+        const early = x.rd.snapshot === undefined ? x.rd.messages.filter(isLeaderReplication) : NO_MESSAGES;
+        if (early.length === 0) {
+          afterDurable.push(x);
+          continue;
+        }
+        x.replica.sendMessages({ ...x.rd, messages: early });
+        afterDurable.push({ replica: x.replica, rd: { ...x.rd, messages: x.rd.messages.filter((m) => !isLeaderReplication(m)) } });
+      }
       this.flushOutbox();
     }
     const durable = () => {
       if (this.halted) return;
-      if (!ackEarly) for (const { replica, rd } of readies) replica.sendMessages(rd);
+      for (const { replica, rd } of afterDurable) replica.sendMessages(rd);
       this.flushOutbox();
       for (const { replica, rd } of readies)
         if (rd.snapshot !== undefined) replica.snapshotPersisted(rd.snapshot);
