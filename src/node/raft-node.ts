@@ -24,7 +24,7 @@ import {
   DEFAULT_MAX_INFLIGHT_MSGS,
   DEFAULT_MAX_MSG_BYTES,
 } from '../raft/raft-group.js';
-import type { Message, NodeId, Ready, SnapshotMeta } from '../raft/types.js';
+import type { HardState, Message, NodeId, Ready, SnapshotMeta } from '../raft/types.js';
 import { type Clock, SystemClock, type TimerHandle } from './clock.js';
 import { NodeError } from './errors.js';
 import {
@@ -154,6 +154,8 @@ export class RaftNode implements KvService, ReplicaHost {
   private nextStreamId = 1;
   private scheduled = false;
   private persisting = false;
+  /** Per group, the hard state last handed to storage (term and vote durable once that append is). */
+  private readonly persistedHard = new Map<number, HardState>();
   private running = false;
   private halted = false;
   private ticker: TimerHandle | null = null;
@@ -430,7 +432,22 @@ export class RaftNode implements KvService, ReplicaHost {
         w.snapshot = marker;
         w.discardLog = false;
       }
-      if (rd.hardState !== undefined) w.hardState = rd.hardState;
+      if (rd.hardState !== undefined) {
+        const last = this.persistedHard.get(replica.group);
+        // Raft Figure 2: commitIndex is volatile state. A hard state that changes only the commit is
+        // written when it rides along with entries or a snapshot, never alone: that would cost an
+        // fdatasync per commit before applying. Recovery takes commit = max(durable commit, applied)
+        // (recovery.ts), and raft re-learns the rest from the leader. Term and vote always persist.
+        const commitOnly =
+          last !== undefined &&
+          last.term === rd.hardState.term &&
+          last.vote === rd.hardState.vote &&
+          rd.hardState.commit >= last.commit;
+        if (!commitOnly || rd.entries.length > 0 || w.snapshot !== undefined) {
+          w.hardState = rd.hardState;
+          this.persistedHard.set(replica.group, rd.hardState);
+        }
+      }
       entries += rd.entries.length;
       if (w.entries.length > 0 || w.hardState !== undefined || w.snapshot !== undefined) writes.push(w);
     }
