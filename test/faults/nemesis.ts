@@ -226,7 +226,9 @@ export class Nemesis {
     const via = leader;
     const o = await this.cluster.http(via).send('DELETE', `/cluster/members/${victim}`, 20_000);
     this.log(`remove ${victim} (asked ${via}): ${o.kind === 'reply' ? `${o.status} ${o.code ?? ''}` : o.reason}`);
-    if (await this.isMember(victim)) {
+    // 200 means the removal committed; otherwise (timeout, 504) ask the members whether it did.
+    const removed = (o.kind === 'reply' && o.status === 200) || !(await this.isMember(victim));
+    if (!removed) {
       this.log(`membership: ${victim} is still a member; not adding a node`);
       return;
     }
