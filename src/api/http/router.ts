@@ -32,9 +32,26 @@ interface CompiledRoute<H> {
 
 export class Router<H> {
   private readonly routes: CompiledRoute<H>[];
+  /**
+   * Routes by their first segment (in table order), so a request is tried only against the routes
+   * that can match it; routes whose first segment is a parameter are tried for every path.
+   */
+  private readonly byFirstSegment = new Map<string, CompiledRoute<H>[]>();
+  private readonly anyFirstSegment: CompiledRoute<H>[] = [];
 
   constructor(routes: Route<H>[]) {
     this.routes = routes.map((route) => ({ route, segments: route.pattern.split('/').slice(1) }));
+    const isParam = (r: CompiledRoute<H>): boolean => (r.segments[0] ?? '').startsWith('{');
+    for (const r of this.routes) if (isParam(r)) this.anyFirstSegment.push(r);
+    for (const r of this.routes) {
+      const first = r.segments[0] ?? '';
+      if (isParam(r) || this.byFirstSegment.has(first)) continue;
+      // Table order is kept: this segment's routes and the parameter routes, as listed.
+      this.byFirstSegment.set(
+        first,
+        this.routes.filter((x) => isParam(x) || x.segments[0] === first),
+      );
+    }
   }
 
   /**
@@ -50,7 +67,8 @@ export class Router<H> {
       }
     }
     const segments = path.split('/').slice(1);
-    for (const { route, segments: pattern } of this.routes) {
+    const candidates = this.byFirstSegment.get(segments[0] ?? '') ?? this.anyFirstSegment;
+    for (const { route, segments: pattern } of candidates) {
       const params = matchSegments(pattern, segments);
       if (!params) continue;
       const handler = route.methods[method as HttpMethod];
