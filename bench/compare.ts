@@ -1,14 +1,15 @@
 /**
  * `npm run bench:compare`: AtlasDB against etcd on this machine, in one run. Starts a fresh 3-node
- * etcd (default settings: fsync on every commit) and runs the matrix against it, stops it, then
- * does the same with a fresh 3-node AtlasDB (`atlas start`, wal-sync always); data of both lives
- * under one temporary directory on the same disk. The load generator is `atlas bench`'s
+ * etcd (default settings: fsync on every commit) and a fresh 3-node AtlasDB (`atlas start`,
+ * wal-sync always), data of both under one temporary directory on the same disk, and runs each
+ * cell of the matrix against etcd and then AtlasDB (--sequential: the whole matrix on etcd, stop
+ * it, then on AtlasDB). The load generator is `atlas bench`'s
  * (src/bench/), driving etcd through its v3 HTTP/JSON gateway, and its own ceiling is measured
  * first against a trivial HTTP server.
  *
  *   node dist/bench/compare.js [--duration S] [--warmup S] [--connections 1,16,64]
  *     [--workloads write,read-lin,read-ser,mixed] [--placements leader,all] [--systems etcd,atlas]
- *     [--cpu-prof DIR] [--no-docs] [--json]
+ *     [--cpu-prof DIR] [--sequential] [--no-docs] [--json]
  *
  * Prints a table with both systems and the ratio AtlasDB/etcd per cell and appends it, with the
  * date, commit and machine, to the "Cluster throughput vs etcd" section of docs/benchmarks.md.
@@ -75,10 +76,11 @@ interface Args {
   cpuProfDir: string | undefined;
   docs: boolean;
   json: boolean;
+  sequential: boolean;
 }
 
 const USAGE =
-  'usage: compare.js [--duration S] [--warmup S] [--connections 1,16,64] [--workloads write,read-lin,read-ser,mixed] [--placements leader,all] [--systems etcd,atlas] [--cpu-prof DIR] [--no-docs] [--json]';
+  'usage: compare.js [--duration S] [--warmup S] [--connections 1,16,64] [--workloads write,read-lin,read-ser,mixed] [--placements leader,all] [--systems etcd,atlas] [--cpu-prof DIR] [--sequential] [--no-docs] [--json]';
 
 function listOf<T extends string>(flag: string, text: string, allowed: readonly string[]): T[] {
   const items = text.split(',').filter((s) => s.length > 0);
@@ -101,6 +103,7 @@ function parseArgs(argv: string[]): Args {
     cpuProfDir: undefined,
     docs: true,
     json: false,
+    sequential: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -135,6 +138,7 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--cpu-prof') args.cpuProfDir = resolve(next());
     else if (arg === '--no-docs') args.docs = false;
     else if (arg === '--json') args.json = true;
+    else if (arg === '--sequential') args.sequential = true;
     else throw new Error(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
   }
   return args;
@@ -415,13 +419,12 @@ function cellsFor(args: Args): Cell[] {
   return cells;
 }
 
-async function runSystem(
+async function startSystem(
   system: BenchTarget,
-  cells: Cell[],
   args: Args,
   root: string,
   etcd: string,
-): Promise<void> {
+): Promise<RunningCluster> {
   const dir = join(root, system);
   mkdirSync(dir, { recursive: true });
   say(`starting a fresh 3-node ${system} in ${dir}`);
@@ -429,18 +432,49 @@ async function runSystem(
   try {
     say(`${system}: leader ${cluster.leaderUrl}; writing ${KEYS} keys`);
     await prefill(system, cluster.leaderUrl);
-    for (const cell of cells) {
-      const spec = WORKLOADS[cell.workload] as WorkloadSpec;
-      const endpoints =
-        cell.placement === 'leader' ? [cluster.leaderUrl] : cluster.members.map((m) => m.clientUrl);
-      const r = await runBench(benchOptions(system, endpoints, spec, cell.connections, args));
-      cell.results[system] = r;
-      say(
-        `${system}  ${spec.label.padEnd(22)} c=${String(cell.connections).padEnd(3)} ${cell.placement.padEnd(6)} ${r.opsPerSec.toFixed(0).padStart(6)}/s  p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms${r.errorCount > 0 ? `  errors ${JSON.stringify(r.errors)}` : ''}`,
-      );
-    }
-  } finally {
+  } catch (e) {
     await stopCluster(cluster);
+    throw e;
+  }
+  return cluster;
+}
+
+async function runCell(cluster: RunningCluster, cell: Cell, args: Args): Promise<void> {
+  const system = cluster.system;
+  const spec = WORKLOADS[cell.workload] as WorkloadSpec;
+  const endpoints =
+    cell.placement === 'leader' ? [cluster.leaderUrl] : cluster.members.map((m) => m.clientUrl);
+  const r = await runBench(benchOptions(system, endpoints, spec, cell.connections, args));
+  cell.results[system] = r;
+  say(
+    `${system.padEnd(5)} ${spec.label.padEnd(22)} c=${String(cell.connections).padEnd(3)} ${cell.placement.padEnd(6)} ${r.opsPerSec.toFixed(0).padStart(6)}/s  p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms${r.errorCount > 0 ? `  errors ${JSON.stringify(r.errors)}` : ''}`,
+  );
+}
+
+/**
+ * Interleaved (default): both clusters run side by side, idle but for heartbeats while the other
+ * is measured, and each cell runs against etcd and then AtlasDB, so a change in the machine's
+ * background load (other engineers' tests) falls on both sides of a ratio alike. Sequential: the
+ * whole matrix on one system, stopped, then the other.
+ */
+async function runMatrix(cells: Cell[], args: Args, root: string, etcd: string): Promise<void> {
+  if (args.sequential) {
+    for (const system of args.systems) {
+      const cluster = await startSystem(system, args, root, etcd);
+      try {
+        for (const cell of cells) await runCell(cluster, cell, args);
+      } finally {
+        await stopCluster(cluster);
+      }
+    }
+    return;
+  }
+  const clusters: RunningCluster[] = [];
+  try {
+    for (const system of args.systems) clusters.push(await startSystem(system, args, root, etcd));
+    for (const cell of cells) for (const cluster of clusters) await runCell(cluster, cell, args);
+  } finally {
+    await Promise.all(clusters.map(stopCluster));
   }
 }
 
@@ -566,7 +600,7 @@ async function main(): Promise<number> {
     ceiling = await loadgenCeiling(args);
     for (const r of ceiling)
       say(`  ${r.connections} conn: ${r.opsPerSec.toFixed(0)}/s p50 ${r.latencyMs.p50.toFixed(2)} ms`);
-    for (const system of args.systems) await runSystem(system, cells, args, root, etcd ?? 'etcd');
+    await runMatrix(cells, args, root, etcd ?? 'etcd');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -575,7 +609,7 @@ async function main(): Promise<number> {
   const header = [
     `#### ${started.toISOString().replace(/\.\d+Z$/, 'Z')}, commit ${commitLine()}`,
     '',
-    `Machine: ${machineLine()}. ${etcd === null ? '' : `${etcdVersion(etcd)}. `}Load average (1/5/15 min) ${la(loadBefore)} before, ${la(loadAfter)} after. ${args.durationS} s per cell after ${args.warmupS} s warmup; ${KEYS} keys, ${VALUE_SIZE}-byte values; both with fsync on every commit; "all" spreads the connections over the 3 members.`,
+    `Machine: ${machineLine()}. ${etcd === null ? '' : `${etcdVersion(etcd)}. `}Load average (1/5/15 min) ${la(loadBefore)} before, ${la(loadAfter)} after. ${args.durationS} s per cell after ${args.warmupS} s warmup; ${KEYS} keys, ${VALUE_SIZE}-byte values; both with fsync on every commit; "all" spreads the connections over the 3 members; ${args.sequential ? 'sequential (one system, then the other)' : 'interleaved (each cell on etcd, then on AtlasDB, both clusters up)'}.`,
     '',
   ].join('\n');
   const block = `${header}\n${table(cells, ceiling)}`;
