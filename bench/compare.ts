@@ -591,6 +591,8 @@ async function main(): Promise<number> {
     return MISSING_ETCD_EXIT;
   }
   const started = new Date();
+  // The code measured is the code at the start (others may commit while the run goes on).
+  const commit = commitLine();
   const loadBefore = loadavg();
   const root = mkdtempSync(join(tmpdir(), 'atlas-bench-compare-'));
   const cells = cellsFor(args);
@@ -607,7 +609,7 @@ async function main(): Promise<number> {
   const loadAfter = loadavg();
   const la = (l: number[]): string => l.map((v) => v.toFixed(2)).join(' ');
   const header = [
-    `#### ${started.toISOString().replace(/\.\d+Z$/, 'Z')}, commit ${commitLine()}`,
+    `#### ${started.toISOString().replace(/\.\d+Z$/, 'Z')}, commit ${commit}`,
     '',
     `Machine: ${machineLine()}. ${etcd === null ? '' : `${etcdVersion(etcd)}. `}Load average (1/5/15 min) ${la(loadBefore)} before, ${la(loadAfter)} after. ${args.durationS} s per cell after ${args.warmupS} s warmup; ${KEYS} keys, ${VALUE_SIZE}-byte values; both with fsync on every commit; "all" spreads the connections over the 3 members; ${args.sequential ? 'sequential (one system, then the other)' : 'interleaved (each cell on etcd, then on AtlasDB, both clusters up)'}.`,
     '',
@@ -615,7 +617,7 @@ async function main(): Promise<number> {
   const block = `${header}\n${table(cells, ceiling)}`;
   if (args.json)
     process.stdout.write(
-      `${JSON.stringify({ started: started.toISOString(), commit: commitLine(), machine: machineLine(), loadBefore, loadAfter, ceiling, cells })}\n`,
+      `${JSON.stringify({ started: started.toISOString(), commit, machine: machineLine(), loadBefore, loadAfter, ceiling, cells })}\n`,
     );
   else process.stdout.write(`${block}\n`);
   if (args.docs) say(`appended to ${writeDocs(block)}`);
