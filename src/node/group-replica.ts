@@ -666,7 +666,7 @@ export class GroupReplica {
         req.finish(
           new NodeError(
             'no_quorum',
-            `no leader was reachable before the deadline; the request was not proposed`,
+            'no leader was reachable before the deadline; the request was not proposed',
           ),
         );
         return;

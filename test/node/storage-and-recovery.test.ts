@@ -25,7 +25,12 @@ const entry = (index: number, term: number): Entry => ({
 function manual(): { storage: MemoryLogStorage; sync: () => void } {
   const pending: Array<() => void> = [];
   const storage = new MemoryLogStorage({ scheduleSync: (fn) => pending.push(fn) });
-  return { storage, sync: () => pending.splice(0).forEach((fn) => fn()) };
+  return {
+    storage,
+    sync: () => {
+      for (const fn of pending.splice(0)) fn();
+    },
+  };
 }
 
 describe('MemoryLogStorage', () => {

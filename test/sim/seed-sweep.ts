@@ -15,6 +15,6 @@ export async function assertSeedsPass(
     if (!r.passed)
       failures.push(`seed=${seed} nodes=${nodes} ${r.failure!.check}: ${r.failure!.message.split('\n')[0]}`);
   }
-  assert.deepEqual(failures, [], `failing seeds (replay: npm run sim -- --seed S --trace)`);
+  assert.deepEqual(failures, [], 'failing seeds (replay: npm run sim -- --seed S --trace)');
   return { bySize };
 }

@@ -297,7 +297,9 @@ describe('PeerTransport', () => {
     const b = await startNode<TestMessage>('b', {
       onRequest: async (from, request) => {
         if (request.seq === 13) throw Object.assign(new Error('unlucky'), { code: 'not_leader' });
-        if (request.seq === 99) await new Promise<void>((resolve) => (release = resolve));
+        if (request.seq === 99) await new Promise<void>((resolve) => {
+            release = resolve;
+          });
         return { seq: request.seq * 2, data: Buffer.from(from) };
       },
     });
