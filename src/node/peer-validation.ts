@@ -80,6 +80,10 @@ export function validatePeerMessage(from: NodeId, self: NodeId, raw: unknown): P
     }
     case 'forwardReply': {
       if (!isIndex(raw['id'])) return { ok: false, reason: 'bad-forward-id' };
+      const origin = raw['origin'];
+      if (typeof origin !== 'string' || origin.length === 0 || origin.length > MAX_STREAM_ID) {
+        return { ok: false, reason: 'bad-forward-origin' };
+      }
       const error = raw['error'];
       if (error !== undefined) {
         if (!isObject(error) || typeof error['code'] !== 'string' || !ERROR_CODES.has(error['code'])) {

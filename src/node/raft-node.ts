@@ -477,7 +477,10 @@ export class RaftNode implements KvService, ReplicaHost {
           continue;
         }
         x.replica.sendMessages({ ...x.rd, messages: early });
-        afterDurable.push({ replica: x.replica, rd: { ...x.rd, messages: x.rd.messages.filter((m) => !isLeaderReplication(m)) } });
+        afterDurable.push({
+          replica: x.replica,
+          rd: { ...x.rd, messages: x.rd.messages.filter((m) => !isLeaderReplication(m)) },
+        });
       }
       this.flushOutbox();
     }
@@ -571,6 +574,7 @@ export class RaftNode implements KvService, ReplicaHost {
         group: m.group,
         from: this.id,
         to: m.from,
+        origin: m.origin,
         id: m.id,
       };
       if (error !== null) {
@@ -596,6 +600,8 @@ export class RaftNode implements KvService, ReplicaHost {
   }
 
   private onForwardReply(from: NodeId, m: ForwardReplyMessage): void {
+    // A reply to an earlier incarnation of this node (same ids, another origin) is not ours.
+    if (m.origin !== this.incarnation) return;
     const p = this.forwards.get(m.id);
     if (p === undefined || p.to !== from) return; // timed out already, or a duplicate
     this.forwards.delete(m.id);

@@ -82,6 +82,12 @@ export function recoverGroup(
       if (hardState.term < appliedTerm) hardState = { term: appliedTerm, vote: '', commit: hardState.commit };
     }
   }
+  // A crash may keep a Ready's entries but tear off the hard state record written after them (a
+  // follower's term bump arrives with the leader's entries). The node persisted entries of that
+  // term, so it was in it; it never voted in it (a vote is durable before it is sent, in an earlier
+  // Ready), so taking the term without a vote is what the lost record said, minus nothing.
+  const lastTerm = entries.length > 0 ? entries[entries.length - 1]!.term : (snapshot?.term ?? 0);
+  if (lastTerm > hardState.term) hardState = { term: lastTerm, vote: '', commit: hardState.commit };
   // Everything the store applied is committed, even if the hard state's commit was not yet durable.
   if (hardState.commit < applied) hardState.commit = applied;
   const conf = storeConf ?? snapshot?.conf ?? bootstrapConf;

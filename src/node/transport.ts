@@ -94,6 +94,8 @@ export interface ForwardReplyMessage {
   group: number;
   from: NodeId;
   to: NodeId;
+  /** The forwarder's incarnation and request id: a reply meant for an earlier incarnation is ignored. */
+  origin: string;
   id: number;
   result?: ForwardedResult;
   error?: { code: NodeErrorCode; message: string; leader?: NodeId };

@@ -154,7 +154,14 @@ describe('forwarded request deduplication', () => {
     const d = new ForwardDedup(3, 2);
     assert.deepEqual(d.admit('a', 'x', 1), { kind: 'new' });
     assert.deepEqual(d.admit('a', 'x', 1), { kind: 'inProgress' });
-    const reply: ForwardReplyMessage = { kind: 'forwardReply', group: 0, from: 'l', to: 'a', id: 1 };
+    const reply: ForwardReplyMessage = {
+      kind: 'forwardReply',
+      group: 0,
+      from: 'l',
+      to: 'a',
+      origin: 'x',
+      id: 1,
+    };
     d.answered('a', 'x', 1, reply);
     assert.deepEqual(d.admit('a', 'x', 1), { kind: 'answered', reply });
     assert.deepEqual(d.admit('a', 'y', 1), { kind: 'new' }, 'another incarnation has its own ids');
@@ -198,6 +205,7 @@ describe('peer message validation', () => {
         group: 0,
         from: 'a',
         to: 'me',
+        origin: 'o',
         id: 1,
         error: { code: 'made_up', message: '' },
       }),

@@ -167,6 +167,17 @@ describe('recoverGroup', () => {
     assert.deepEqual(r.initial.hardState, { term: 4, vote: '', commit: 50 });
   });
 
+  it('takes the term of durable entries whose hard state record was torn off (without a vote)', () => {
+    const store = new MemoryStore();
+    const r = recoverGroup(
+      0,
+      { hardState: { term: 4, vote: 'n2', commit: 1 }, snapshot: null, entries: [entry(1, 4), entry(2, 5)] },
+      store,
+      conf,
+    );
+    assert.deepEqual(r.initial.hardState, { term: 5, vote: '', commit: 1 });
+  });
+
   it('refuses a store behind the log snapshot marker (synced state lost)', () => {
     const store = new MemoryStore();
     assert.throws(

@@ -8,6 +8,8 @@
  * Prints `seeds=N passed=P failed=F`, then one line per failed seed (its seed and the check that
  * failed). Exits 0 iff no seed failed. Without --nodes, seeds rotate over 3, 5 and 7 nodes.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Command, InvalidArgumentError } from 'commander';
 import type { PlantedBug } from '../../src/raft/types.js';
@@ -67,6 +69,7 @@ async function main(): Promise<number> {
     .option('--bug <name>', `plant one bug: ${BUGS.join(', ')}`)
     .option('--trace', 'print the event trace (with --seed)', false)
     .option('--jobs <j>', 'worker threads', integer('--jobs', 1, 64), 1)
+    .option('--save <dir>', "write each failing seed's history (JSON Lines) and its replayed trace there")
     .allowExcessArguments(false);
   program.parse();
   const o = program.opts<{
@@ -78,6 +81,7 @@ async function main(): Promise<number> {
     bug?: string;
     trace: boolean;
     jobs: number;
+    save?: string;
   }>();
   if (o.bug !== undefined && !BUGS.includes(o.bug as PlantedBug)) {
     throw new InvalidArgumentError(`--bug must be one of ${BUGS.join(', ')}`);
@@ -134,10 +138,42 @@ async function main(): Promise<number> {
   }
   const seconds = (performance.now() - started) / 1000;
   failures.sort((a, b) => a.seed - b.seed);
+  if (o.save !== undefined) await saveFailures(o.save, failures, o.nodes, bug, o.ops);
   process.stdout.write(`seeds=${seeds.length} passed=${passed} failed=${failures.length}\n`);
   for (const r of failures) process.stdout.write(`${formatFailure(r)}\n`);
   process.stderr.write(`elapsed=${seconds.toFixed(1)}s seeds/s=${(seeds.length / seconds).toFixed(2)}\n`);
   return failures.length === 0 ? 0 : 1;
+}
+
+/**
+ * Keeps what a failure needs for a post-mortem: the history as recorded in the failing run, and the
+ * seed replayed with its trace (whose verdict must match: a replay that passes means the run was not
+ * deterministic, which is itself a bug worth the report).
+ */
+async function saveFailures(
+  dir: string,
+  failures: SimulationResult[],
+  nodes: number | undefined,
+  bug: PlantedBug | undefined,
+  operations: number,
+): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  for (const f of failures) {
+    const base = join(dir, `seed-${f.seed}`);
+    writeFileSync(`${base}.history.jsonl`, f.history.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    const again = await runSimulation({
+      seed: f.seed,
+      nodes: nodesForSeed(f.seed, nodes),
+      operations,
+      bugs: bug === undefined ? [] : [bug],
+      trace: true,
+    });
+    writeFileSync(`${base}.trace.txt`, again.trace.join('\n') + '\n');
+    const same = JSON.stringify(again.failure) === JSON.stringify(f.failure);
+    process.stdout.write(
+      `saved ${base}.{history.jsonl,trace.txt}; replay ${same ? 'reproduced the failure' : 'DIFFERED'}\n`,
+    );
+  }
 }
 
 if (isMainThread) {
@@ -152,7 +188,9 @@ if (isMainThread) {
   );
 } else {
   const plan = workerData as RunPlan;
-  runSeeds(plan, (r) => parentPort!.postMessage({ ...r, trace: [] })).then(
+  runSeeds(plan, (r) =>
+    parentPort!.postMessage({ ...r, trace: [], history: r.passed ? [] : r.history }),
+  ).then(
     () => process.exit(0),
     (e: unknown) => {
       process.stderr.write(`sim worker: ${e instanceof Error ? e.message : String(e)}\n`);

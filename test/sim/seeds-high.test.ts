@@ -2,9 +2,13 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { assertSeedsPass } from './seed-sweep.js';
 
-it('seeds 150-299 (3, 5 and 7 nodes, 500 client operations each) pass every check', {
-  timeout: 600_000,
-}, async () => {
-  const { bySize } = await assertSeedsPass(150, 150);
-  assert.deepEqual(bySize, { 3: 50, 5: 50, 7: 50 });
-});
+it(
+  'seeds 150-299 (3, 5 and 7 nodes, 500 client operations each) pass every check',
+  {
+    timeout: 600_000,
+  },
+  async () => {
+    const { bySize } = await assertSeedsPass(150, 150);
+    assert.deepEqual(bySize, { 3: 50, 5: 50, 7: 50 });
+  },
+);

@@ -8,6 +8,7 @@
  * linearizability (src/history), liveness (after the faults heal, operations complete and succeed
  * within a bounded virtual time) and convergence (every member applies the same state).
  */
+import type { HistoryEvent } from '../../src/history/history-event.js';
 import { checkHistory } from '../../src/history/linearizability-checker.js';
 import { MemoryStore } from '../../src/kv/memory-store.js';
 import type { LogStorage } from '../../src/node/log-storage.js';
@@ -66,6 +67,8 @@ export interface SimulationResult {
   virtualMs: number;
   stats: SimulationStats;
   trace: string[];
+  /** The clients' history (HISTORY.md events), for `--history` and for re-checking. */
+  history: HistoryEvent[];
 }
 
 const GROUP = 0;
@@ -261,6 +264,7 @@ class Simulation {
       virtualMs: this.queue.now,
       stats: this.stats,
       trace: this.trace,
+      history: this.workload.history,
     };
   }
 
