@@ -34,6 +34,10 @@ export interface FaultRunOptions {
   keys?: number;
   /** Partition shapes the nemesis chooses from (default: all). */
   partitionShapes?: PartitionShape[];
+  /** Quiet time between faults, min..max ms (default 1000..3000). */
+  restMs?: [number, number];
+  /** How long a fault is held, min..max ms (default 1500..4000). */
+  holdMs?: [number, number];
 }
 
 export interface FaultRunSummary {
@@ -116,8 +120,8 @@ export async function runFaultTest(options: FaultRunOptions): Promise<FaultRunSu
   writeFileSync(nemesisLog, '');
   const nemesis = new Nemesis(cluster, options.nemesis, random, nemesisLog, {
     electionTimeoutMs: ELECTION_TIMEOUT_MS,
-    restMs: [1000, 3000],
-    holdMs: [1500, 4000],
+    restMs: options.restMs ?? [1000, 3000],
+    holdMs: options.holdMs ?? [1500, 4000],
     ...(options.partitionShapes ? { shapes: options.partitionShapes } : {}),
   });
   const problems: string[] = [];
