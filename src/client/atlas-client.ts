@@ -483,9 +483,33 @@ export class AtlasClient {
       const status = JSON.parse(outcome.reply.body.toString('utf8')) as WireClusterStatus;
       const leader = status.members?.find((m) => m.id === status.leader);
       if (leader?.clientUrl) this.endpoints.setLeader(leader.clientUrl);
+      else if (status.leader) await this.findEndpointOf(status.leader);
     } catch {
       // not fatal: writes still work through any endpoint
     }
+  }
+
+  /**
+   * The founding members of a cluster carry no client URL in the membership (their configuration
+   * must be identical on every founder), so the leader's URL is found by asking each known endpoint
+   * who it is (`GET /health` names the node). Best effort, in parallel, with a short timeout.
+   */
+  private async findEndpointOf(leaderId: string): Promise<void> {
+    const timeoutMs = Math.min(this.timeoutMs, 1000);
+    const answers = await Promise.all(
+      this.endpoints.list.map(async (endpoint) => {
+        const outcome = await this.endpoints.attempt(endpoint, { method: 'GET', path: '/health' }, timeoutMs);
+        if (outcome.kind !== 'reply' || outcome.reply.status !== 200) return undefined;
+        try {
+          const health = JSON.parse(outcome.reply.body.toString('utf8')) as { id?: unknown };
+          return health.id === leaderId ? endpoint : undefined;
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    const found = answers.find((endpoint) => endpoint !== undefined);
+    if (found) this.endpoints.setLeader(found);
   }
 
   private backoff(retry: number): number {

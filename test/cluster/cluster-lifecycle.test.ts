@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { connect as connectClient } from '../../src/client/index.js';
 import {
   CLI,
   ProcessCluster,
@@ -56,6 +57,26 @@ describe('cluster lifecycle (3 real processes)', { timeout: 240_000 }, () => {
     await waitFor('the follower to apply the write', 20_000, async () =>
       (await get(cluster.url(follower), 'color', 'serializable')) === 'blue',
     diag);
+  });
+
+  it('the client library finds the leader of founders (no client URL in the membership) and writes to it directly', async () => {
+    const leader = await cluster.waitForLeader();
+    const followers = followersOf(leader);
+    const forwardedOk = async (id: string) =>
+      metricValue((await call(cluster.url(id), 'GET', '/metrics')).text(), 'atlas_forwarded_requests_total', { outcome: 'ok' }) ?? 0;
+    const before = await Promise.all(followers.map(forwardedOk));
+    // Followers first: without leader discovery every write would be forwarded by followers[0].
+    const db = connectClient({ endpoints: [...followers, leader].map((id) => cluster.url(id)) });
+    try {
+      for (let i = 0; i < 5; i++) {
+        await db.put(`direct-${i}`, `v${i}`);
+        acked.set(`direct-${i}`, `v${i}`);
+      }
+    } finally {
+      await db.close();
+    }
+    const after = await Promise.all(followers.map(forwardedOk));
+    assert.deepEqual(after, before, `writes were forwarded by a follower instead of going to the leader ${leader}`);
   });
 
   it('a write on a follower is forwarded to the leader and acknowledged', async () => {
