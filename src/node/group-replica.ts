@@ -4,6 +4,7 @@
  * snapshots sent and received, log compaction. The node (./raft-node.ts) owns the Ready loop across
  * all its groups and the one durable log they share; this class does the per-group work of each step.
  */
+import { InvalidStoreRequestError, StoreClosedError, StoreLimitError } from '../kv/errors.js';
 import type { MetaWrite, StateStore, Txn, TxnResult } from '../kv/state-store.js';
 import { cloneConfState, decodeConfChange } from '../raft/conf-change.js';
 import { NotLeaderError, ProposalDroppedError } from '../raft/errors.js';
@@ -159,6 +160,12 @@ type EntryOutcome =
   | { kind: 'result'; result: TxnResult }
   | { kind: 'error'; error: NodeError }
   | { kind: 'conf' };
+
+/**
+ * Entries per store apply. Each may add up to three session meta writes (its own, the previous
+ * batch's result, an eviction), which keeps a batch well under the store's maxMetaWrites (10,000).
+ */
+const MAX_ENTRIES_PER_APPLY = 2048;
 
 const DEFINITE_NOT_APPLIED = 'leadership changed before the request committed; it was not applied';
 
@@ -454,7 +461,15 @@ export class GroupReplica {
 
   /** After the Ready is durable and its messages are out: apply, answer, serve reads, advance. */
   afterPersist(rd: Ready): void {
-    if (rd.committedEntries.length > 0) this.apply(rd.committedEntries);
+    const committed = rd.committedEntries;
+    // One store transaction per slice: bounded batches (the store limits txns and meta writes per apply).
+    for (let i = 0; i < committed.length; i += MAX_ENTRIES_PER_APPLY) {
+      this.apply(
+        i === 0 && committed.length <= MAX_ENTRIES_PER_APPLY
+          ? committed
+          : committed.slice(i, i + MAX_ENTRIES_PER_APPLY),
+      );
+    }
     if (rd.readStates.length > 0) this.onReadStates(rd.readStates);
     this.raft.advance(rd);
     this.serveReads();
@@ -1170,6 +1185,10 @@ export class GroupReplica {
 
 export function toNodeError(e: unknown): NodeError {
   if (e instanceof NodeError) return e;
+  // The store's own limits and request checks (a range without a limit over too many keys, ...).
+  if (e instanceof StoreLimitError) return new NodeError('limit_exceeded', e.message);
+  if (e instanceof InvalidStoreRequestError) return new NodeError('invalid_request', e.message);
+  if (e instanceof StoreClosedError) return new NodeError('shutting_down', e.message);
   if (e instanceof NotLeaderError) return new NodeError('not_leader', e.message, e.leader || undefined);
   if (e instanceof ProposalDroppedError) {
     switch (e.reason) {

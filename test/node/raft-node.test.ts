@@ -47,6 +47,9 @@ describe('RaftNode on a 3-node in-process cluster', () => {
       code(await c.settle(follower.readTxn(put('x', 'y'), 'linearizable')).catch((e) => e)),
       'invalid_request',
     );
+    // The store's own limits surface with their NodeError code.
+    const tooMany = await c.settle(follower.range({ limit: 1_000_000_000 }, 'serializable')).catch((e) => e);
+    assert.equal(code(tooMany), 'limit_exceeded');
     c.stopAll();
   });
 
