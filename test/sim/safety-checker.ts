@@ -20,9 +20,9 @@ import type { Entry, NodeId, Ready, SnapshotMeta } from '../../src/raft/types.js
 export class SafetyViolation extends Error {
   constructor(
     readonly check: string,
-    message: string,
+    readonly detail: string,
   ) {
-    super(`${check}: ${message}`);
+    super(`${check}: ${detail}`);
     this.name = 'SafetyViolation';
   }
 }

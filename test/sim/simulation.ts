@@ -245,7 +245,7 @@ class Simulation {
       }
     } catch (e) {
       if (e instanceof Failure) failure = { check: e.check, message: e.message };
-      else if (e instanceof SafetyViolation) failure = { check: e.check, message: e.message };
+      else if (e instanceof SafetyViolation) failure = { check: e.check, message: e.detail };
       else
         failure = {
           check: 'simulator error',
