@@ -77,12 +77,12 @@ import { readUint64LE, writeUint64LE } from './uint64.js';
  *   corrupt file, which replaying the WAL cannot repair.
  * - Not `useWritemap`: with a writable map, pages are modified in place in the file (and a stray
  *   pointer can damage them); copy-on-write through private buffers keeps old trees intact.
- * - Commits use NO_SYNC_FLUSH (the "overlapping" mode above). The store is allowed to skip an fsync
- *   per apply, since the WAL is the durable record; but lmdb-js offers a synchronous commit no way
- *   to defer its flush (the flush runs on the committing thread right after the write lock is
- *   released), and the only way to avoid it, noSync, gives up the power-loss guarantee. So each
- *   apply ends with one flush, which the driver amortizes by applying committed entries in batches,
- *   and sync() is cheap; it still calls mdb_env_sync so that durability never depends on this.
+ * - Commits use NO_SYNC_FLUSH (the "overlapping" mode above): the store may skip an fsync per
+ *   apply, since the Raft log is the durable record and replays everything after the store's
+ *   durable applied index (compaction waits for sync()). A synchronous commit (apply) still flushes
+ *   on the committing thread right after it releases the write lock; applyDeferred commits on
+ *   lmdb-js's write thread, which also does the flush, so the node's event loop never waits for
+ *   the store's disk. sync() settles a pending deferred apply and calls mdb_env_sync.
  */
 export const LMDB_ENV_OPTIONS = {
   overlappingSync: true,
@@ -109,6 +109,8 @@ const SMALLEST_KEY = Buffer.from([0]);
 
 /** Paths open in this process: lmdb-js would share one environment between two stores. */
 const openPaths = new Set<string>();
+
+const noop = (): void => {};
 
 export interface LmdbStoreOptions {
   limits?: Partial<StoreLimits>;
@@ -178,6 +180,8 @@ export class LmdbStore implements StateStore {
   private readonly encoder = new StoredEntryEncoder();
   private readonly exports = new Set<OpenExport>();
   private importing = false;
+  /** The applyDeferred not yet committed. */
+  private pendingApply: Promise<TxnResult[]> | null = null;
   private closed = false;
 
   /**
@@ -292,32 +296,68 @@ export class LmdbStore implements StateStore {
   }
 
   apply(batch: ApplyBatch): TxnResult[] {
-    this.assertOpen('apply');
-    if (this.importing) throw new StoreInvariantError('apply called while a snapshot import is in progress');
-    checkApplyBatch(batch, this.limits, this.state.appliedIndex);
+    this.checkApply('apply', batch);
     const next: StoreState = { ...this.state };
-    const view = this.writeView(next);
-    const results = this.root.transactionSync(() => {
-      const out: TxnResult[] = new Array(batch.txns.length);
-      for (let i = 0; i < batch.txns.length; i++) {
-        const result = executeTxn(view, batch.txns[i]!, next.revision);
-        next.revision = result.revision;
-        out[i] = result;
-      }
-      if (batch.meta !== undefined) {
-        for (const write of batch.meta) {
-          const key = Buffer.from(write.key, 'utf8');
-          if (write.value === null) this.meta.removeSync(key);
-          else this.meta.putSync(key, write.value);
-        }
-      }
-      next.appliedIndex = batch.appliedIndex;
-      this.control.putSync(CONTROL_STATE[this.slot], encodeState(next));
-      return out;
-    }, LMDB_COMMIT_FLAGS);
+    const results = this.root.transactionSync(() => this.writeBatch(batch, next), LMDB_COMMIT_FLAGS);
     // Committed: only now does the cached state move.
     this.state = next;
     return results;
+  }
+
+  applyDeferred(batch: ApplyBatch): Promise<TxnResult[]> {
+    this.checkApply('applyDeferred', batch);
+    const next: StoreState = { ...this.state };
+    // lmdb-js's write thread begins a transaction, runs the callback in it on this thread, then
+    // commits and flushes (overlappingSync) on its own thread: this thread never waits for the disk.
+    // A child transaction, so a callback that throws aborts all of its writes.
+    const committed = this.root
+      .childTransaction(() => this.writeBatch(batch, next))
+      .then((results) => {
+        if (this.pendingApply === committed) this.pendingApply = null;
+        this.state = next;
+        return results;
+      });
+    this.pendingApply = committed;
+    committed.catch(() => {
+      if (this.pendingApply === committed) this.pendingApply = null;
+    });
+    return committed;
+  }
+
+  private checkApply(what: string, batch: ApplyBatch): void {
+    this.assertOpen(what);
+    if (this.importing)
+      throw new StoreInvariantError(`${what} called while a snapshot import is in progress`);
+    if (this.pendingApply !== null)
+      throw new StoreInvariantError(`${what} called while a deferred apply is still pending`);
+    checkApplyBatch(batch, this.limits, this.state.appliedIndex);
+  }
+
+  /** A batch's writes inside the open write transaction; `next` follows them. */
+  private writeBatch(batch: ApplyBatch, next: StoreState): TxnResult[] {
+    const view = this.writeView(next);
+    const out: TxnResult[] = new Array(batch.txns.length);
+    for (let i = 0; i < batch.txns.length; i++) {
+      const result = executeTxn(view, batch.txns[i]!, next.revision);
+      next.revision = result.revision;
+      out[i] = result;
+    }
+    if (batch.meta !== undefined) {
+      for (const write of batch.meta) {
+        const key = Buffer.from(write.key, 'utf8');
+        if (write.value === null) this.meta.removeSync(key);
+        else this.meta.putSync(key, write.value);
+      }
+    }
+    next.appliedIndex = batch.appliedIndex;
+    this.control.putSync(CONTROL_STATE[this.slot], encodeState(next));
+    return out;
+  }
+
+  /** Settles a pending applyDeferred (its failure is the caller's to handle). */
+  private async settleApply(): Promise<void> {
+    const pending = this.pendingApply;
+    if (pending !== null) await pending.then(noop, noop);
   }
 
   get(key: Buffer): KeyValue | null {
@@ -366,6 +406,7 @@ export class LmdbStore implements StateStore {
 
   async sync(): Promise<void> {
     this.assertOpen('sync');
+    await this.settleApply();
     const root = this.root as unknown as { sync(callback: (error?: Error) => void): void };
     await new Promise<void>((resolve, reject) => {
       root.sync((error) => (error ? reject(error) : resolve()));
@@ -408,6 +449,8 @@ export class LmdbStore implements StateStore {
     this.assertOpen('importSnapshot');
     if (this.importing)
       throw new StoreInvariantError('importSnapshot called while another import is in progress');
+    if (this.pendingApply !== null)
+      throw new StoreInvariantError('importSnapshot called while a deferred apply is still pending');
     this.importing = true;
     const target = (1 - this.slot) as 0 | 1;
     const kv = this.kvSlots[target];
@@ -487,6 +530,7 @@ export class LmdbStore implements StateStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.settleApply();
     // Cursors must close before their read transactions end; stop() ends each export in order.
     for (const stream of [...this.exports]) await stream.stop();
     openPaths.delete(this.path);

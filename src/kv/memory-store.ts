@@ -107,7 +107,15 @@ function emptyImage(): MemoryImage {
 
 export interface MemoryStoreOptions {
   limits?: Partial<StoreLimits>;
+  /**
+   * When an applyDeferred commits: `commit` is called once the batch may become visible. Default:
+   * a microtask. The simulator passes its own, so commits land at chosen virtual times.
+   */
+  scheduleCommit?: (commit: () => void) => void;
 }
+
+const commitInMicrotask = (commit: () => void): void => queueMicrotask(commit);
+const noop = (): void => {};
 
 export class MemoryStore implements StateStore {
   readonly limits: StoreLimits;
@@ -124,9 +132,13 @@ export class MemoryStore implements StateStore {
   private durable: MemoryImage;
   private importing = false;
   private closed = false;
+  private readonly scheduleCommit: (commit: () => void) => void;
+  /** The applyDeferred not yet committed. */
+  private pendingApply: Promise<TxnResult[]> | null = null;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.limits = resolveStoreLimits(options.limits);
+    this.scheduleCommit = options.scheduleCommit ?? commitInMicrotask;
     const image = emptyImage();
     this.records = image.records;
     this.index = new Map();
@@ -137,10 +149,38 @@ export class MemoryStore implements StateStore {
   }
 
   apply(batch: ApplyBatch): TxnResult[] {
-    this.assertOpen('apply');
-    if (this.importing) throw new StoreInvariantError('apply called while a snapshot import is in progress');
-    checkApplyBatch(batch, this.limits, this.applied);
+    this.checkApply('apply', batch);
+    return this.commitBatch(batch);
+  }
 
+  /** The state stays as it was until the scheduled commit; then the batch lands whole. */
+  applyDeferred(batch: ApplyBatch): Promise<TxnResult[]> {
+    this.checkApply('applyDeferred', batch);
+    const pending = new Promise<TxnResult[]>((resolve, reject) => {
+      this.scheduleCommit(() => {
+        this.pendingApply = null;
+        try {
+          this.assertOpen('applyDeferred');
+          resolve(this.commitBatch(batch));
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    this.pendingApply = pending;
+    return pending;
+  }
+
+  private checkApply(what: string, batch: ApplyBatch): void {
+    this.assertOpen(what);
+    if (this.importing)
+      throw new StoreInvariantError(`${what} called while a snapshot import is in progress`);
+    if (this.pendingApply !== null)
+      throw new StoreInvariantError(`${what} called while a deferred apply is still pending`);
+    checkApplyBatch(batch, this.limits, this.applied);
+  }
+
+  private commitBatch(batch: ApplyBatch): TxnResult[] {
     const staged = new Map<string, StagedWrite>();
     const index = this.index;
     const readRecord = (key: Buffer): MemoryRecord | null => {
@@ -240,6 +280,8 @@ export class MemoryStore implements StateStore {
 
   async sync(): Promise<void> {
     this.assertOpen('sync');
+    if (this.pendingApply !== null) await this.pendingApply.then(noop, noop);
+    this.assertOpen('sync');
     this.durable = this.captureImage();
   }
 
@@ -267,6 +309,8 @@ export class MemoryStore implements StateStore {
     this.assertOpen('importSnapshot');
     if (this.importing)
       throw new StoreInvariantError('importSnapshot called while another import is in progress');
+    if (this.pendingApply !== null)
+      throw new StoreInvariantError('importSnapshot called while a deferred apply is still pending');
     this.importing = true;
     try {
       const reader = new SnapshotChunkReader(this.limits);

@@ -94,6 +94,14 @@ export interface SnapshotHeader {
 export interface StateStore {
   /** Atomically applies all transactions and records the applied index; returns one result per txn. */
   apply(batch: ApplyBatch): TxnResult[];
+  /**
+   * Like apply, but the commit does not wait for the disk and does not block the caller: resolves
+   * with the results once the batch is committed and visible to reads (before that, reads see the
+   * state without it, and appliedIndex() has not moved). It is durable after the next sync(); a crash
+   * before that returns the store to an earlier complete batch (the Raft log replays the rest).
+   * At most one may be pending: no apply, applyDeferred or importSnapshot until it settles.
+   */
+  applyDeferred(batch: ApplyBatch): Promise<TxnResult[]>;
   get(key: Buffer): KeyValue | null;
   range(options: RangeOptions): KeyValue[];
   prefix(prefix: Buffer, options?: { limit?: number; reverse?: boolean }): KeyValue[];
@@ -101,7 +109,7 @@ export interface StateStore {
   appliedIndex(): number;
   revision(): number;
   getMeta(key: string): Buffer | null;
-  /** Makes everything applied so far durable (the store may run without per-apply fsync). */
+  /** Makes everything applied so far (a pending applyDeferred included) durable. */
   sync(): Promise<void>;
   /**
    * A consistent view as checksummed chunks (format: snapshot-format.ts); applies may continue while

@@ -682,6 +682,70 @@ export function runStateStoreContract(
       await store.close();
     });
 
+    it('applyDeferred: the same results and state as apply, invisible until it resolves, one at a time', async () => {
+      const direct = await backend.create();
+      const deferred = await backend.create();
+      const batches: Array<{ txns: Txn[]; meta?: { key: string; value: Buffer | null }[] }> = [
+        {
+          txns: [plain(putOp(text('k'), text('v1')), putOp(text('x'), text('1')))],
+          meta: [{ key: 'conf', value: text('c1') }],
+        },
+        {
+          txns: [
+            {
+              compare: [{ key: text('k'), target: 'version', op: '=', value: 1 }],
+              success: [putOp(text('k'), text('v2')), deleteOp(text('x'))],
+              failure: [getOp(text('k'))],
+            },
+            plain(getOp(text('k'))),
+          ],
+          meta: [
+            { key: 'conf', value: null },
+            { key: 'sessions', value: text('s') },
+          ],
+        },
+      ];
+      for (const [i, b] of batches.entries()) {
+        const expected = applyNext(direct, b.txns, b.meta);
+        const before = dump(deferred, META_KEYS);
+        const pending = deferred.applyDeferred({
+          appliedIndex: i + 1,
+          txns: b.txns,
+          ...(b.meta ? { meta: b.meta } : {}),
+        });
+        // Not visible yet, and nothing else may touch the store until it settles.
+        assert.deepEqual(dump(deferred, META_KEYS), before);
+        assert.throws(() => applyNext(deferred, []), StoreInvariantError);
+        assert.throws(() => deferred.applyDeferred({ appliedIndex: i + 2, txns: [] }), StoreInvariantError);
+        await assert.rejects(deferred.importSnapshot([]), StoreInvariantError);
+        assert.deepEqual(await pending, expected);
+        assert.deepEqual(dump(deferred, META_KEYS), dump(direct, META_KEYS));
+      }
+      // A batch refused by validation throws at once and leaves nothing pending.
+      assert.throws(() => deferred.applyDeferred({ appliedIndex: 1, txns: [] }), StoreInvariantError);
+      applyNext(deferred, [plain(putOp(text('after'), text('a')))]);
+      assert.equal(deferred.get(text('after'))!.value.toString(), 'a');
+    });
+
+    it('applyDeferred followed by sync() survives a reopen', async (t) => {
+      if (backend.reopen === null) {
+        t.skip(`${backend.name} does not persist`);
+        return;
+      }
+      let store = await populated(backend, 'd', 0);
+      const pending = store.applyDeferred({
+        appliedIndex: store.appliedIndex() + 1,
+        txns: [plain(putOp(text('d-late'), text('z')))],
+        meta: [{ key: 'ünïcode', value: text('u') }],
+      });
+      await store.sync(); // settles the pending apply first
+      await pending;
+      const expected = dump(store, META_KEYS);
+      assert.equal(store.get(text('d-late'))!.value.toString(), 'z');
+      store = await backend.reopen(store);
+      assert.deepEqual(dump(store, META_KEYS), expected);
+    });
+
     it('keeps state, applied index, revision and meta across a reopen', async (t) => {
       if (backend.reopen === null) {
         t.skip(`${backend.name} does not persist`);
