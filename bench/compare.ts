@@ -16,7 +16,7 @@
  * Installs nothing: without an `etcd` binary it names the package and stops (exit 3).
  * --cpu-prof starts each AtlasDB node with `node --cpu-prof` (profiles written at shutdown).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   accessSync,
   constants,
@@ -27,11 +27,24 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
-import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import {
+  type Member,
+  atlasLeader,
+  commitLine,
+  freePort,
+  freePorts,
+  machineLine,
+  pollLeader as pollLeaderUntil,
+  postJson,
+  say,
+  spawnAtlasCluster,
+  spawnLogged,
+  stopMembers,
+} from './bench-processes.js';
 import {
   type BenchOptions,
   type BenchTarget,
@@ -144,10 +157,6 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-function say(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
-
 /** The `etcd` binary on PATH, or null. */
 function findOnPath(name: string): string | null {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
@@ -161,94 +170,14 @@ function findOnPath(name: string): string | null {
   return null;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-async function freePorts(n: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < n) ports.add(await freePort());
-  return [...ports];
-}
-
-interface Member {
-  name: string;
-  clientUrl: string;
-  child: ChildProcess;
-  logFile: string;
-}
-
 interface RunningCluster {
   system: BenchTarget;
   members: Member[];
   leaderUrl: string;
 }
 
-function spawnLogged(command: string, argv: string[], logFile: string): ChildProcess {
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: withoutAtlasEnv() });
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const keep = (b: Buffer): void => {
-    // The tail is enough to explain a failure; keep at most 256 KiB.
-    chunks.push(b);
-    size += b.length;
-    while (size > 256 * 1024 && chunks.length > 1) size -= (chunks.shift() as Buffer).length;
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  child.on('exit', () => writeFileSync(logFile, Buffer.concat(chunks)));
-  return child;
-}
-
-/** Children never inherit the caller's ATLAS_* settings (a stray ATLAS_WAL_SYNC would skew the run). */
-function withoutAtlasEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (!k.startsWith('ATLAS_') && !k.startsWith('ETCD_')) env[k] = v;
-  return env;
-}
-
-async function postJson(url: string, body: string): Promise<unknown> {
-  const res = await fetch(url, {
-    method: 'POST',
-    body,
-    headers: { 'content-type': 'application/json' },
-    signal: AbortSignal.timeout(3000),
-  });
-  if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}`);
-  return res.json();
-}
-
-async function getJson(url: string): Promise<unknown> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
-  if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}`);
-  return res.json();
-}
-
-async function pollLeader(members: Member[], isLeader: (m: Member) => Promise<boolean>): Promise<string> {
-  const deadline = performance.now() + READY_DEADLINE_MS;
-  let lastError = '';
-  while (performance.now() < deadline) {
-    for (const m of members) {
-      if (m.child.exitCode !== null)
-        throw new Error(`${m.name} exited with code ${m.child.exitCode}; log in ${m.logFile}`);
-      try {
-        if (await isLeader(m)) return m.clientUrl;
-      } catch (e) {
-        lastError = (e as Error).message;
-      }
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`no leader within ${READY_DEADLINE_MS} ms (last error: ${lastError})`);
+function pollLeader(members: Member[], isLeader: (m: Member) => Promise<boolean>): Promise<string> {
+  return pollLeaderUntil(members, isLeader, READY_DEADLINE_MS);
 }
 
 async function startEtcd(etcd: string, root: string): Promise<RunningCluster> {
@@ -301,63 +230,13 @@ async function startEtcd(etcd: string, root: string): Promise<RunningCluster> {
 }
 
 async function startAtlas(root: string, cpuProfDir: string | undefined): Promise<RunningCluster> {
-  const ports = await freePorts(2 * CLUSTER_SIZE);
-  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-  const names = Array.from({ length: CLUSTER_SIZE }, (_, i) => `n${i + 1}`);
-  const peer = (i: number): string => `127.0.0.1:${ports[CLUSTER_SIZE + i]}`;
-  const initialCluster = names.map((n, i) => `${n}=${peer(i)}`).join(',');
-  const members = names.map((name, i): Member => {
-    const clientUrl = `http://127.0.0.1:${ports[i]}`;
-    const logFile = join(root, `${name}.log`);
-    const nodeFlags =
-      cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, name)];
-    const child = spawnLogged(
-      process.execPath,
-      [
-        ...nodeFlags,
-        cli,
-        'start',
-        '--id',
-        name,
-        '--data-dir',
-        join(root, name),
-        '--listen-client',
-        `127.0.0.1:${ports[i]}`,
-        '--listen-peer',
-        peer(i),
-        '--initial-cluster',
-        initialCluster,
-        '--wal-sync',
-        'always',
-        '--log-level',
-        'warn',
-      ],
-      logFile,
-    );
-    return { name, clientUrl, child, logFile };
-  });
-  const leaderUrl = await pollLeader(members, async (m) => {
-    const h = (await getJson(`${m.clientUrl}/health`)) as { role?: string };
-    return h.role === 'leader';
-  });
+  const { members } = await spawnAtlasCluster(root, CLUSTER_SIZE, { cpuProfDir });
+  const leaderUrl = await atlasLeader(members, READY_DEADLINE_MS);
   return { system: 'atlas', members, leaderUrl };
 }
 
 async function stopCluster(cluster: RunningCluster): Promise<void> {
-  await Promise.all(
-    cluster.members.map(
-      (m) =>
-        new Promise<void>((done) => {
-          if (m.child.exitCode !== null || m.child.signalCode !== null) return done();
-          const timer = setTimeout(() => m.child.kill('SIGKILL'), STOP_DEADLINE_MS);
-          m.child.once('exit', () => {
-            clearTimeout(timer);
-            done();
-          });
-          m.child.kill('SIGTERM');
-        }),
-    ),
-  );
+  await stopMembers(cluster.members, STOP_DEADLINE_MS);
 }
 
 /** Writes every key once (64 requests in flight) so reads find data on both systems. */
@@ -504,24 +383,6 @@ async function loadgenCeiling(args: Args): Promise<BenchResult[]> {
     return out;
   } finally {
     server.kill('SIGTERM');
-  }
-}
-
-function machineLine(): string {
-  const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  const mem = (totalmem() / 2 ** 30).toFixed(1);
-  return `${availableParallelism()} cores (nproc; ${cpu}), ${mem} GiB memory, Node ${process.version}`;
-}
-
-function commitLine(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bench'], {
-      encoding: 'utf8',
-    }).trim();
-    return dirty === '' ? head : `${head} + uncommitted changes`;
-  } catch {
-    return 'unknown (not a git checkout)';
   }
 }
 
