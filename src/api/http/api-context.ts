@@ -40,20 +40,56 @@ export const DEFAULT_HTTP_API_LIMITS: HttpApiLimits = {
 export const REQUEST_DEADLINE_GRACE_MS = 1000;
 
 const CLIENT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 
+/** The server side of a request: where its answer is reported. */
+export interface RequestOwner {
+  /** True once the server is shutting down: answers then carry `Connection: close`. */
+  readonly isClosing: boolean;
+  /** The answer was written (exactly once per request). */
+  answered(ctx: ApiContext, status: number): void;
+  /** The request's deadline passed before it was answered: answer it with this error. */
+  expired(ctx: ApiContext, error: ApiError): void;
+}
+
+/**
+ * One request being served. Every answer goes through send(), exactly once: an answer that comes
+ * after another (a handler finishing past its deadline) is dropped.
+ */
 export class ApiContext {
+  /** Raw (percent-encoded) route parameters. */
+  params: Readonly<Record<string, string>> = NO_PARAMS;
+  /** The route pattern (metrics label); `unmatched` until routed. */
+  route = 'unmatched';
+  /** The query string without `?` ('' when none). */
+  rawQuery = '';
+  /**
+   * performance.now() past which the server answers 504 (set by read() and write()); 0 while no
+   * call into the node is awaited. One sweep timer per server checks it (InFlightRequests).
+   */
+  deadlineAt = 0;
+  private deadlineIsWrite = false;
+  private done = false;
+
   constructor(
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
     readonly service: KvService,
     readonly limits: HttpApiLimits,
-    readonly params: Record<string, string>,
-    private readonly rawQuery: string,
+    private readonly owner: RequestOwner,
+    /** performance.now() when the request arrived. */
+    readonly startedMs: number,
   ) {}
+
+  /** True once the request was answered. */
+  get isAnswered(): boolean {
+    return this.done;
+  }
 
   /** Query parameters; any parameter not in `allowed` is a 400. */
   query(allowed: readonly string[]): QueryParams {
-    return new QueryParams(this.rawQuery, allowed);
+    return QueryParams.parse(this.rawQuery, allowed);
   }
 
   header(name: string): string | undefined {
@@ -90,48 +126,81 @@ export class ApiContext {
     return { clientId, seq };
   }
 
-  /** Awaits a read; past the deadline the client gets 504 timeout (a read changes nothing). */
+  /**
+   * Awaits a read; past the deadline the client gets 504 timeout (a read changes nothing). The
+   * promise is returned as it is (no wrapper, no timer): the server's sweep answers a late request.
+   */
   read<T>(promise: Promise<T>): Promise<T> {
-    return this.deadline(promise, () => new ApiError(504, 'timeout', this.deadlineMessage('read')));
+    this.deadlineIsWrite = false;
+    this.deadlineAt = performance.now() + this.limits.requestTimeoutMs + REQUEST_DEADLINE_GRACE_MS;
+    return promise;
   }
 
   /** Awaits a write; past the deadline its outcome is unknown (it may still commit). */
   write<T>(promise: Promise<T>): Promise<T> {
-    return this.deadline(promise, () => new ApiError(504, 'outcome_unknown', this.deadlineMessage('write')));
+    this.deadlineIsWrite = true;
+    this.deadlineAt = performance.now() + this.limits.requestTimeoutMs + REQUEST_DEADLINE_GRACE_MS;
+    return promise;
   }
 
-  private deadlineMessage(kind: string): string {
-    return `${kind} did not finish within ${this.limits.requestTimeoutMs + REQUEST_DEADLINE_GRACE_MS} ms`;
+  /** Called by the server's sweep once deadlineAt has passed. */
+  expire(): void {
+    if (this.done) return;
+    const kind = this.deadlineIsWrite ? 'write' : 'read';
+    const message = `${kind} did not finish within ${this.limits.requestTimeoutMs + REQUEST_DEADLINE_GRACE_MS} ms`;
+    this.owner.expired(
+      this,
+      this.deadlineIsWrite ? new ApiError(504, 'outcome_unknown', message) : new ApiError(504, 'timeout', message),
+    );
   }
 
-  private deadline<T>(promise: Promise<T>, onTimeout: () => ApiError): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(onTimeout()),
-        this.limits.requestTimeoutMs + REQUEST_DEADLINE_GRACE_MS,
-      );
-      promise.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      );
-    });
+  /** A JSON answer: `text` is the encoded JSON (see json() for a value). */
+  jsonText(status: number, text: string, headers?: readonly string[]): void {
+    this.send(status, JSON_CONTENT_TYPE, text, headers);
   }
 
-  json(status: number, body: unknown, headers: Record<string, string> = {}): void {
-    this.send(status, Buffer.from(JSON.stringify(body), 'utf8'), {
-      'content-type': 'application/json; charset=utf-8',
-      ...headers,
-    });
+  json(status: number, body: unknown, headers?: readonly string[], closeConnection = false): void {
+    this.send(status, JSON_CONTENT_TYPE, JSON.stringify(body), headers, closeConnection);
   }
 
-  send(status: number, body: Buffer, headers: Record<string, string>): void {
-    this.res.writeHead(status, { ...headers, 'content-length': String(body.length) });
-    this.res.end(body);
+  /**
+   * Answers once: status, content type, body (a string is UTF-8 text) and extra headers as flat
+   * name/value pairs (`['x-atlas-more', 'true']`); `closeConnection` adds `Connection: close`, as
+   * does a closing server. Later calls do nothing.
+   */
+  send(
+    status: number,
+    contentType: string,
+    body: Buffer | string,
+    headers?: readonly string[],
+    closeConnection = false,
+  ): void {
+    if (this.done) return;
+    const isText = typeof body === 'string';
+    const length = isText ? Buffer.byteLength(body, 'utf8') : body.length;
+    // A flat header list: writeHead takes it as it is (no header object to build and walk).
+    const list: string[] = ['content-type', contentType, 'content-length', String(length)];
+    if (headers !== undefined) for (let i = 0; i < headers.length; i++) list.push(headers[i] as string);
+    if (closeConnection || this.owner.isClosing) list.push('connection', 'close');
+    const res = this.res;
+    // writeHead validates the headers; if it throws, nothing went out and the caller's error path answers.
+    res.writeHead(status, list);
+    this.done = true;
+    this.deadlineAt = 0;
+    try {
+      if (isText) res.end(body, 'utf8');
+      else res.end(body);
+    } finally {
+      this.owner.answered(this, status);
+    }
+  }
+
+  /** Cuts the response (its headers went out, so no error status can follow) and counts it answered. */
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    this.deadlineAt = 0;
+    this.res.destroy();
+    this.owner.answered(this, this.res.statusCode);
   }
 }

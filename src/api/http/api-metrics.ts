@@ -5,9 +5,14 @@
  * The node feeds Raft, WAL and transport figures through the NodeMetrics interface; the HTTP
  * server records request latencies per route and refreshes the Raft gauges from
  * KvService.status() at every scrape, so they are current even between the node's updates.
+ *
+ * Per-request figures cost no prom-client call on the request path: latencies go to a
+ * RequestLatencyHistogram (an array increment), and the in-flight gauge reads the servers' own
+ * counts when it is scraped.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { NodeStatus } from '../../node/kv-service.js';
+import { type LatencySeries, RequestLatencyHistogram } from './latency-histogram.js';
 
 export type NodeRole = NodeStatus['role'];
 const ROLES: readonly NodeRole[] = ['leader', 'follower', 'candidate', 'preCandidate'];
@@ -44,8 +49,10 @@ const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 
 export class AtlasMetrics implements NodeMetrics {
   readonly registry = new Registry();
-  private readonly httpDuration: Histogram<'route' | 'method' | 'status'>;
+  private readonly httpDuration: RequestLatencyHistogram;
+  /** Requests being served, summed over the in-flight sources (read at scrape time). */
   readonly httpInFlight: Gauge;
+  private readonly inFlightSources = new Set<() => number>();
   private readonly role: Gauge<'role'>;
   private readonly term: Gauge;
   private readonly commitIndex: Gauge;
@@ -61,17 +68,22 @@ export class AtlasMetrics implements NodeMetrics {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node: options.nodeId });
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'atlas_' });
-    this.httpDuration = new Histogram({
-      name: 'atlas_http_request_duration_seconds',
-      help: 'HTTP API request latency by route, method and status',
-      labelNames: ['route', 'method', 'status'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    this.httpDuration = new RequestLatencyHistogram(
+      'atlas_http_request_duration_seconds',
+      'HTTP API request latency by route, method and status',
+      LATENCY_BUCKETS,
+      this.registry,
+    );
+    const inFlightSources = this.inFlightSources;
     this.httpInFlight = new Gauge({
       name: 'atlas_http_requests_in_flight',
       help: 'HTTP requests being served',
       registers,
+      collect() {
+        let n = 0;
+        for (const source of inFlightSources) n += source();
+        this.set(n);
+      },
     });
     this.role = new Gauge({
       name: 'atlas_raft_role',
@@ -124,7 +136,23 @@ export class AtlasMetrics implements NodeMetrics {
   }
 
   observeHttpRequest(route: string, method: string, status: number, seconds: number): void {
-    this.httpDuration.observe({ route, method, status: String(status) }, seconds);
+    this.httpDuration.observe(route, method, status, seconds);
+  }
+
+  /** The latency series of one route, method and status (look it up once, observe many times). */
+  httpLatencySeries(route: string, method: string, status: number): LatencySeries {
+    return this.httpDuration.series(route, method, status);
+  }
+
+  /**
+   * Adds a count of requests in flight (an HTTP server's) to atlas_http_requests_in_flight;
+   * the returned function removes it.
+   */
+  countInFlight(source: () => number): () => void {
+    this.inFlightSources.add(source);
+    return () => {
+      this.inFlightSources.delete(source);
+    };
   }
 
   /** Sets the Raft gauges from a status snapshot (called at scrape time). */

@@ -7,7 +7,13 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from 'node:net';
 import type { KvService } from '../../node/kv-service.js';
 import type { HostPort } from '../../transport/address.js';
-import { ApiContext, DEFAULT_HTTP_API_LIMITS, type HttpApiLimits } from './api-context.js';
+import {
+  ApiContext,
+  DEFAULT_HTTP_API_LIMITS,
+  type HttpApiLimits,
+  REQUEST_DEADLINE_GRACE_MS,
+  type RequestOwner,
+} from './api-context.js';
 import { ApiError, fromNodeError, isNodeError } from './api-error.js';
 import type { AtlasMetrics } from './api-metrics.js';
 import {
@@ -19,6 +25,7 @@ import {
   removeMember,
   transferLeader,
 } from './cluster-routes.js';
+import { InFlightRequests } from './in-flight-requests.js';
 import { deleteKey, getKey, postBatch, postTxn, putKey, rangeKeys } from './kv-routes.js';
 import { type Route, Router } from './router.js';
 
@@ -59,14 +66,17 @@ function routes(server: HttpApiServer): Route<Handler>[] {
   ];
 }
 
-export class HttpApiServer {
+/** How often the deadline sweep runs: a tenth of the grace the API deadline adds to the node's own. */
+const DEADLINE_SWEEP_MS = REQUEST_DEADLINE_GRACE_MS / 10;
+
+export class HttpApiServer implements RequestOwner {
   readonly limits: HttpApiLimits;
   private readonly server: Server;
   private readonly router: Router<Handler>;
   private readonly logger: ApiLogger;
-  private inFlight = 0;
+  private readonly requests = new InFlightRequests<ApiContext>(DEADLINE_SWEEP_MS);
+  private readonly stopCountingInFlight: () => void;
   private closing: Promise<void> | undefined;
-  private onIdle: (() => void) | undefined;
 
   constructor(private readonly options: HttpApiServerOptions) {
     this.limits = { ...DEFAULT_HTTP_API_LIMITS, ...options.limits };
@@ -79,6 +89,7 @@ export class HttpApiServer {
     }
     this.logger = options.logger ?? silentLogger;
     this.router = new Router(routes(this));
+    this.stopCountingInFlight = options.metrics?.countInFlight(() => this.requests.size) ?? (() => {});
     this.server = createServer(
       {
         // A key may be percent-encoded (3 characters per byte) in the request line.
@@ -113,6 +124,7 @@ export class HttpApiServer {
         resolve();
       });
     });
+    this.requests.start();
     const bound = this.server.address() as AddressInfo;
     return { host: bound.address, port: bound.port };
   }
@@ -127,7 +139,11 @@ export class HttpApiServer {
 
   /** Requests being served now. */
   get requestsInFlight(): number {
-    return this.inFlight;
+    return this.requests.size;
+  }
+
+  get isClosing(): boolean {
+    return this.closing !== undefined;
   }
 
   /**
@@ -139,22 +155,21 @@ export class HttpApiServer {
     this.closing = new Promise<void>((resolve) => {
       const closed = new Promise<void>((done) => this.server.close(() => done()));
       this.server.closeIdleConnections();
-      const drained = new Promise<void>((done) => {
-        if (this.inFlight === 0) done();
-        else this.onIdle = done;
-      });
       const timer = setTimeout(() => {
         this.logger.warn(
-          { inFlight: this.inFlight },
+          { inFlight: this.requests.size },
           'closing HTTP connections with requests still in flight',
         );
         this.server.closeAllConnections();
       }, graceMs);
-      drained
+      this.requests
+        .whenIdle()
         .then(() => this.server.closeIdleConnections())
         .then(() => closed)
         .then(() => {
           clearTimeout(timer);
+          this.requests.stop();
+          this.stopCountingInFlight();
           resolve();
         });
     });
@@ -167,49 +182,53 @@ export class HttpApiServer {
     if (!metrics) throw new ApiError(404, 'not_found', 'metrics are not enabled on this server');
     metrics.observeStatus(this.options.service.status());
     const { contentType, body } = await metrics.render();
-    ctx.send(200, Buffer.from(body, 'utf8'), { 'content-type': contentType });
+    ctx.send(200, contentType, body);
   }
 
+  /**
+   * One request: route it, run its handler, answer errors. The hot path allocates the context and
+   * nothing per request beyond what the handler needs: no timer (the sweep holds deadlines), no
+   * listener (the answer reports itself through answered()), no metrics label objects.
+   */
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = process.hrtime.bigint();
-    const method = req.method ?? 'GET';
-    let route = 'unmatched';
-    this.inFlight++;
-    this.options.metrics?.httpInFlight.inc();
-    if (this.closing) res.setHeader('connection', 'close');
-    res.on('close', () => {
-      this.inFlight--;
-      const metrics = this.options.metrics;
-      if (metrics) {
-        metrics.httpInFlight.dec();
-        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        metrics.observeHttpRequest(route, method, res.statusCode, seconds);
-      }
-      if (this.inFlight === 0 && this.onIdle) {
-        const idle = this.onIdle;
-        this.onIdle = undefined;
-        idle();
-      }
-    });
+    const ctx = new ApiContext(req, res, this.options.service, this.limits, this, performance.now());
+    this.requests.add(ctx);
     try {
       const url = req.url ?? '/';
-      if (!url.startsWith('/')) throw new ApiError(400, 'invalid_request', 'request target must be a path');
+      if (url.charCodeAt(0) !== 47 /* / */) {
+        throw new ApiError(400, 'invalid_request', 'request target must be a path');
+      }
       const queryAt = url.indexOf('?');
-      const path = queryAt < 0 ? url : url.slice(0, queryAt);
-      const match = this.router.match(method, path);
-      route = match.pattern;
-      const ctx = new ApiContext(
-        req,
-        res,
-        this.options.service,
-        this.limits,
-        match.params,
-        queryAt < 0 ? '' : url.slice(queryAt + 1),
-      );
+      const match = this.router.match(req.method ?? 'GET', queryAt < 0 ? url : url.slice(0, queryAt));
+      ctx.route = match.pattern;
+      ctx.params = match.params;
+      if (queryAt >= 0) ctx.rawQuery = url.slice(queryAt + 1);
       await match.handler(ctx);
+      if (!ctx.isAnswered) throw new Error(`handler of ${ctx.route} returned without answering`);
     } catch (error) {
-      this.sendError(req, res, error);
+      this.sendError(ctx, error);
     }
+  }
+
+  /** RequestOwner: a request was answered (ApiContext.send). */
+  answered(ctx: ApiContext, status: number): void {
+    const metrics = this.options.metrics;
+    if (metrics) {
+      metrics.observeHttpRequest(ctx.route, ctx.req.method ?? 'GET', status, (performance.now() - ctx.startedMs) / 1000);
+    }
+    const res = ctx.res;
+    if (this.closing !== undefined && !res.closed) {
+      // Shutting down: the request counts as in flight until its answer is flushed, so the idle
+      // connection cut that follows the drain cannot drop an answer still being written.
+      res.once('close', () => this.requests.remove(ctx));
+    } else {
+      this.requests.remove(ctx);
+    }
+  }
+
+  /** RequestOwner: the sweep found a request past its deadline. */
+  expired(ctx: ApiContext, error: ApiError): void {
+    this.sendError(ctx, error);
   }
 
   private toApiError(error: unknown): ApiError {
@@ -233,25 +252,34 @@ export class HttpApiServer {
     return new ApiError(500, 'internal', 'internal error; see the server log');
   }
 
-  private sendError(req: IncomingMessage, res: ServerResponse, error: unknown): void {
-    const apiError = this.toApiError(error);
-    if (res.headersSent) {
-      // Too late for a status: cut the response so the client cannot take it as complete.
-      res.destroy();
+  private sendError(ctx: ApiContext, error: unknown): void {
+    if (ctx.isAnswered) {
+      // Answered already (by the deadline sweep): this late failure has no one to go to.
       return;
     }
-    const body = Buffer.from(JSON.stringify(apiError.toJSON()), 'utf8');
-    const headers: Record<string, string> = {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': String(body.length),
-      ...apiError.headers,
-    };
-    if (apiError.closeConnection) {
-      headers['connection'] = 'close';
-      res.on('finish', () => req.socket.destroy());
+    const apiError = this.toApiError(error);
+    const res = ctx.res;
+    if (res.headersSent) {
+      // Too late for a status: cut the response so the client cannot take it as complete.
+      ctx.abort();
+      return;
     }
-    res.writeHead(apiError.status, headers);
-    res.end(body);
+    const headers: string[] = [];
+    for (const [name, value] of Object.entries(apiError.headers)) headers.push(name, value);
+    if (apiError.closeConnection) {
+      const socket = ctx.req.socket;
+      res.on('finish', () => socket.destroy());
+    }
+    try {
+      ctx.json(apiError.status, apiError.toJSON(), headers, apiError.closeConnection);
+    } catch (failure) {
+      // Not even the error could be written (a header the parser refuses): cut the connection.
+      this.logger.error(
+        { err: failure instanceof Error ? failure.message : String(failure), status: apiError.status },
+        'could not write an HTTP error answer',
+      );
+      ctx.abort();
+    }
   }
 }
 

@@ -79,17 +79,35 @@ function writeTxn(key: Buffer, compare: Compare[], op: Txn['success'][number]): 
   return { compare, success: [op], failure: compare.length > 0 ? [{ type: 'get', key }] : [] };
 }
 
+/** The JSON of a put's answer, written by hand (a revision is a safe integer: no escaping). */
+function putResultJson(r: WirePutResult): string {
+  return `{"revision":${checkedRevision(r.revision)}}`;
+}
+
+function deleteResultJson(r: WireDeleteResult): string {
+  return `{"deleted":${r.deleted},"revision":${checkedRevision(r.revision)}}`;
+}
+
+function checkedRevision(revision: number): number {
+  if (!Number.isSafeInteger(revision) || revision < 0) {
+    throw new Error(`the node answered with revision ${revision}, not a non-negative safe integer`);
+  }
+  return revision;
+}
+
 export async function getKey(ctx: ApiContext): Promise<void> {
   const key = pathKey(ctx);
   const consistency = ctx.query(['consistency']).consistency();
   const kv = await ctx.read(ctx.service.get(key, consistency));
   if (!kv) throw new ApiError(404, 'key_not_found', `key ${describeKey(key)} not found`);
-  ctx.send(200, kv.value, {
-    'content-type': 'application/octet-stream',
-    [HEADER_REVISION]: String(kv.modRevision),
-    [HEADER_VERSION]: String(kv.version),
-    [HEADER_CREATE_REVISION]: String(kv.createRevision),
-  });
+  ctx.send(200, 'application/octet-stream', kv.value, [
+    HEADER_REVISION,
+    String(kv.modRevision),
+    HEADER_VERSION,
+    String(kv.version),
+    HEADER_CREATE_REVISION,
+    String(kv.createRevision),
+  ]);
 }
 
 export async function putKey(ctx: ApiContext): Promise<void> {
@@ -107,8 +125,7 @@ export async function putKey(ctx: ApiContext): Promise<void> {
   if (!result.succeeded) throw preconditionFailed(key, result);
   const put = result.responses[0];
   if (put?.type !== 'put') throw new Error('put transaction answered without a put response');
-  const body: WirePutResult = { revision: put.revision };
-  ctx.json(200, body);
+  ctx.jsonText(200, putResultJson({ revision: put.revision }));
 }
 
 export async function deleteKey(ctx: ApiContext): Promise<void> {
@@ -124,8 +141,7 @@ export async function deleteKey(ctx: ApiContext): Promise<void> {
   const deleted = result.responses[0];
   if (deleted?.type !== 'delete') throw new Error('delete transaction answered without a delete response');
   if (deleted.deleted === 0) throw new ApiError(404, 'key_not_found', `key ${describeKey(key)} not found`);
-  const body: WireDeleteResult = { deleted: 1, revision: deleted.revision };
-  ctx.json(200, body);
+  ctx.jsonText(200, deleteResultJson({ deleted: 1, revision: deleted.revision }));
 }
 
 const RANGE_PARAMS = [
@@ -190,7 +206,7 @@ export async function rangeKeys(ctx: ApiContext): Promise<void> {
     }
     out.push(toWireKeyValue(kv, encoding, keysOnly));
   }
-  ctx.json(200, out, { [HEADER_MORE]: String(more) });
+  ctx.json(200, out, [HEADER_MORE, String(more)]);
 }
 
 export async function postTxn(ctx: ApiContext): Promise<void> {

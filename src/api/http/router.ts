@@ -20,14 +20,30 @@ export interface RouteMatch<H> {
   pattern: string;
   handler: H;
   /** Raw (percent-encoded) parameter values. */
-  params: Record<string, string>;
+  params: Readonly<Record<string, string>>;
 }
 
 const API_V1 = '/api/v1';
+const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
+
+/** One pattern segment: literal text, `{name}` (one non-empty segment) or `{name+}` (the rest). */
+type Segment =
+  | { kind: 'literal'; text: string }
+  | { kind: 'param'; name: string }
+  | { kind: 'rest'; name: string };
 
 interface CompiledRoute<H> {
   route: Route<H>;
-  segments: string[];
+  segments: Segment[];
+  hasParams: boolean;
+  /** `Allow` of a 405, computed once. */
+  allow: string;
+}
+
+function compileSegment(part: string): Segment {
+  if (part.startsWith('{') && part.endsWith('+}')) return { kind: 'rest', name: part.slice(1, -2) };
+  if (part.startsWith('{') && part.endsWith('}')) return { kind: 'param', name: part.slice(1, -1) };
+  return { kind: 'literal', text: part };
 }
 
 export class Router<H> {
@@ -40,16 +56,30 @@ export class Router<H> {
   private readonly anyFirstSegment: CompiledRoute<H>[] = [];
 
   constructor(routes: Route<H>[]) {
-    this.routes = routes.map((route) => ({ route, segments: route.pattern.split('/').slice(1) }));
-    const isParam = (r: CompiledRoute<H>): boolean => (r.segments[0] ?? '').startsWith('{');
+    this.routes = routes.map((route) => {
+      const segments = route.pattern.split('/').slice(1).map(compileSegment);
+      for (let i = 0; i < segments.length - 1; i++) {
+        if (segments[i]!.kind === 'rest') throw new Error(`Router: {name+} must be last in ${route.pattern}`);
+      }
+      return {
+        route,
+        segments,
+        hasParams: segments.some((s) => s.kind !== 'literal'),
+        allow: Object.keys(route.methods).join(', '),
+      };
+    });
+    const isParam = (r: CompiledRoute<H>): boolean => r.segments[0]?.kind !== 'literal';
     for (const r of this.routes) if (isParam(r)) this.anyFirstSegment.push(r);
     for (const r of this.routes) {
-      const first = r.segments[0] ?? '';
-      if (isParam(r) || this.byFirstSegment.has(first)) continue;
+      const first = r.segments[0];
+      if (first?.kind !== 'literal' || this.byFirstSegment.has(first.text)) continue;
       // Table order is kept: this segment's routes and the parameter routes, as listed.
       this.byFirstSegment.set(
-        first,
-        this.routes.filter((x) => isParam(x) || x.segments[0] === first),
+        first.text,
+        this.routes.filter((x) => {
+          const s = x.segments[0];
+          return s?.kind !== 'literal' || s.text === first.text;
+        }),
       );
     }
   }
@@ -60,51 +90,60 @@ export class Router<H> {
    */
   match(method: string, rawPath: string): RouteMatch<H> {
     let path = rawPath;
-    if (path === API_V1 || path.startsWith(`${API_V1}/`)) {
+    if (path.startsWith(API_V1) && (path.length === API_V1.length || path.charCodeAt(API_V1.length) === 47)) {
       path = path.slice(API_V1.length) || '/';
       if (path === '/cluster/nodes' || path.startsWith('/cluster/nodes/')) {
         path = `/cluster/members${path.slice('/cluster/nodes'.length)}`;
       }
     }
-    const segments = path.split('/').slice(1);
-    const candidates = this.byFirstSegment.get(segments[0] ?? '') ?? this.anyFirstSegment;
-    for (const { route, segments: pattern } of candidates) {
-      const params = matchSegments(pattern, segments);
-      if (!params) continue;
-      const handler = route.methods[method as HttpMethod];
+    const firstEnd = path.indexOf('/', 1);
+    const first = path.slice(1, firstEnd < 0 ? path.length : firstEnd);
+    const candidates = this.byFirstSegment.get(first) ?? this.anyFirstSegment;
+    for (let c = 0; c < candidates.length; c++) {
+      const compiled = candidates[c]!;
+      const params = matchPath(compiled, path);
+      if (params === undefined) continue;
+      const handler = compiled.route.methods[method as HttpMethod];
       if (!handler) {
-        const allow = Object.keys(route.methods).join(', ');
         throw new ApiError(
           405,
           'method_not_allowed',
-          `${method} is not allowed on ${route.pattern}; allowed: ${allow}`,
+          `${method} is not allowed on ${compiled.route.pattern}; allowed: ${compiled.allow}`,
           {},
-          { allow },
+          { allow: compiled.allow },
         );
       }
-      return { pattern: route.pattern, handler, params };
+      return { pattern: compiled.route.pattern, handler, params };
     }
     throw new ApiError(404, 'not_found', `no route for ${JSON.stringify(rawPath.slice(0, 200))}`);
   }
 }
 
-function matchSegments(pattern: string[], segments: string[]): Record<string, string> | undefined {
-  const params: Record<string, string> = {};
+/**
+ * Matches a path (starting with `/`) against a route's segments by scanning it in place; the path
+ * is split at every `/`, as `path.split('/').slice(1)` would, without building the pieces.
+ */
+function matchPath<H>(compiled: CompiledRoute<H>, path: string): Readonly<Record<string, string>> | undefined {
+  const pattern = compiled.segments;
+  const params: Record<string, string> | undefined = compiled.hasParams ? {} : undefined;
+  let at = 1; // start of the current segment; past path.length once the segments are used up
   for (let i = 0; i < pattern.length; i++) {
     const part = pattern[i]!;
-    if (part.startsWith('{') && part.endsWith('+}')) {
-      if (i >= segments.length) return undefined;
-      params[part.slice(1, -2)] = segments.slice(i).join('/');
+    if (at > path.length) return undefined; // no segment left
+    if (part.kind === 'rest') {
+      params![part.name] = path.slice(at);
       return params;
     }
-    const segment = segments[i];
-    if (segment === undefined) return undefined;
-    if (part.startsWith('{') && part.endsWith('}')) {
-      if (segment === '') return undefined;
-      params[part.slice(1, -1)] = segment;
-    } else if (part !== segment) {
+    let end = path.indexOf('/', at);
+    if (end < 0) end = path.length;
+    if (part.kind === 'param') {
+      if (end === at) return undefined;
+      params![part.name] = path.slice(at, end);
+    } else if (end - at !== part.text.length || !path.startsWith(part.text, at)) {
       return undefined;
     }
+    at = end + 1;
   }
-  return segments.length === pattern.length ? params : undefined;
+  if (at !== path.length + 1) return undefined; // segments left over
+  return params ?? NO_PARAMS;
 }

@@ -16,11 +16,22 @@ function hexValue(code: number): number {
   return -1;
 }
 
+/** Index of the first character that percentDecode would change or refuse, or -1 if none. */
+function firstEncoded(text: string, plusIsSpace: boolean): number {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 37 /* % */ || code > 0xff || (code === 43 /* + */ && plusIsSpace)) return i;
+  }
+  return -1;
+}
+
 /**
  * Percent-decodes to bytes. Characters outside %XX are taken as their byte (the HTTP parser hands
  * the request target over as latin1, one character per byte). `plusIsSpace` for query strings.
  */
 export function percentDecode(text: string, what: string, plusIsSpace = false): Buffer {
+  // Most keys carry no escapes: one latin1 copy, no scratch buffer.
+  if (firstEncoded(text, plusIsSpace) < 0) return Buffer.from(text, 'latin1');
   const out = Buffer.allocUnsafe(text.length);
   let n = 0;
   for (let i = 0; i < text.length; i++) {
@@ -42,38 +53,66 @@ export function percentDecode(text: string, what: string, plusIsSpace = false): 
   return Buffer.from(out.subarray(0, n));
 }
 
-/** Query parameters as raw bytes; a parameter given twice is an error. */
+/** percentDecode to a latin1 string (one character per byte); the text itself when it has no escapes. */
+function percentDecodeLatin1(text: string, what: string): string {
+  if (firstEncoded(text, true) < 0) return text;
+  return percentDecode(text, what, true).toString('latin1');
+}
+
+/** True when every character is ASCII (so the latin1 bytes are valid UTF-8 and read the same). */
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/**
+ * Query parameters as raw bytes; a parameter given twice is an error. Values are held as latin1
+ * strings (one character per byte), so a plain `consistency=serializable` costs no Buffer.
+ */
 export class QueryParams {
-  private readonly values = new Map<string, Buffer>();
+  private static readonly EMPTY = new QueryParams('', []);
+  private readonly values = new Map<string, string>();
+
+  /** The parameters of a query string; an empty one shares one instance. */
+  static parse(rawQuery: string, allowed: readonly string[]): QueryParams {
+    return rawQuery === '' ? QueryParams.EMPTY : new QueryParams(rawQuery, allowed);
+  }
 
   constructor(rawQuery: string, allowed: readonly string[]) {
     if (rawQuery === '') return;
-    for (const part of rawQuery.split('&')) {
-      if (part === '') continue;
-      const eq = part.indexOf('=');
-      const name = percentDecode(eq < 0 ? part : part.slice(0, eq), 'query parameter name', true).toString(
-        'latin1',
-      );
-      const value = percentDecode(eq < 0 ? '' : part.slice(eq + 1), `query parameter ${name}`, true);
-      if (!allowed.includes(name)) {
-        throw invalidRequest(
-          `unknown query parameter ${JSON.stringify(name)}${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ''}`,
-        );
-      }
-      if (this.values.has(name)) throw invalidRequest(`query parameter ${name} given more than once`);
-      this.values.set(name, value);
+    let from = 0;
+    while (from <= rawQuery.length) {
+      let to = rawQuery.indexOf('&', from);
+      if (to < 0) to = rawQuery.length;
+      if (to > from) this.add(rawQuery.slice(from, to), allowed);
+      from = to + 1;
     }
   }
 
+  private add(part: string, allowed: readonly string[]): void {
+    const eq = part.indexOf('=');
+    const name = percentDecodeLatin1(eq < 0 ? part : part.slice(0, eq), 'query parameter name');
+    const value = percentDecodeLatin1(eq < 0 ? '' : part.slice(eq + 1), `query parameter ${name}`);
+    if (!allowed.includes(name)) {
+      throw invalidRequest(
+        `unknown query parameter ${JSON.stringify(name)}${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ''}`,
+      );
+    }
+    if (this.values.has(name)) throw invalidRequest(`query parameter ${name} given more than once`);
+    this.values.set(name, value);
+  }
+
   bytes(name: string): Buffer | undefined {
-    return this.values.get(name);
+    const value = this.values.get(name);
+    return value === undefined ? undefined : Buffer.from(value, 'latin1');
   }
 
   text(name: string): string | undefined {
     const value = this.values.get(name);
-    if (value === undefined) return undefined;
-    if (!isUtf8(value)) throw invalidRequest(`query parameter ${name} is not valid UTF-8`);
-    return value.toString('utf8');
+    if (value === undefined || isAscii(value)) return value;
+    const bytes = Buffer.from(value, 'latin1');
+    if (!isUtf8(bytes)) throw invalidRequest(`query parameter ${name} is not valid UTF-8`);
+    return bytes.toString('utf8');
   }
 
   boolean(name: string): boolean {
