@@ -18,7 +18,11 @@ export interface ScrapeSources {
 
 export class ServerMetrics extends AtlasMetrics {
   private readonly snapshots: Counter<'event'>;
-  private readonly reads: Counter<'consistency'>;
+  /**
+   * Reads served, by consistency, counted in plain numbers (the node reports every read, and a
+   * labelled prom-client inc() hashes its labels each time); the counter reads them at scrape.
+   */
+  private readonly readCounts: Record<ReadConsistency, number> = { linearizable: 0, serializable: 0 };
   private readonly appliedEntries: Counter;
   private readonly dropped: Gauge<'reason'>;
   private readonly peerConnected: Gauge<'peer'>;
@@ -35,11 +39,20 @@ export class ServerMetrics extends AtlasMetrics {
       labelNames: ['event'],
       registers,
     });
-    this.reads = new Counter({
+    const readCounts = this.readCounts;
+    // Lives in the registry; its collect() copies readCounts at each scrape.
+    new Counter({
       name: 'atlas_reads_total',
       help: 'reads served, by consistency',
       labelNames: ['consistency'],
       registers,
+      collect() {
+        this.reset();
+        for (const consistency of ['linearizable', 'serializable'] as const) {
+          const n = readCounts[consistency];
+          if (n > 0) this.inc({ consistency }, n);
+        }
+      },
     });
     this.appliedEntries = new Counter({
       name: 'atlas_raft_applied_entries_total',
@@ -78,7 +91,9 @@ export class ServerMetrics extends AtlasMetrics {
         this.setLastApplied(e.index);
         this.appliedEntries.inc(e.entries);
       },
-      read: (e) => this.reads.inc({ consistency: e.consistency satisfies ReadConsistency }, e.count),
+      read: (e) => {
+        this.readCounts[e.consistency satisfies ReadConsistency] += e.count;
+      },
       snapshot: (e) => this.snapshots.inc({ event: e.event satisfies SnapshotEvent }),
     };
   }

@@ -51,10 +51,13 @@ describe('InFlightRequests', () => {
     const r = new FakeRequest(performance.now(), requests);
     requests.add(r);
     requests.start();
+    // The sweep timer is unref'd (it never keeps a process alive): hold the loop open meanwhile.
+    const keepAlive = setTimeout(() => {}, 60_000);
     try {
       await requests.whenIdle();
       assert.equal(r.expired, 1);
     } finally {
+      clearTimeout(keepAlive);
       requests.stop();
     }
   });

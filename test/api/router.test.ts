@@ -76,7 +76,11 @@ describe('Router', () => {
       handler: 'get',
       params: { key: 'a/b%2Fc' },
     });
-    assert.deepEqual(actual(router, 'GET', '/kv/'), { pattern: '/kv/{key+}', handler: 'get', params: { key: '' } });
+    assert.deepEqual(actual(router, 'GET', '/kv/'), {
+      pattern: '/kv/{key+}',
+      handler: 'get',
+      params: { key: '' },
+    });
     assert.deepEqual(actual(router, 'GET', '/kv'), { pattern: '/kv', handler: 'range', params: {} });
     assert.deepEqual(actual(router, 'POST', '/api/v1/cluster/nodes/n2/promote'), {
       pattern: '/cluster/members/{id}/promote',
@@ -86,14 +90,29 @@ describe('Router', () => {
     assert.deepEqual(actual(router, 'DELETE', '/cluster/members//promote'), { status: 404 });
     assert.deepEqual(actual(router, 'GET', '/health/'), { status: 404 });
     assert.deepEqual(actual(router, 'PATCH', '/kv/a'), { status: 405 });
-    assert.deepEqual(actual(router, 'GET', '/zz/x'), { pattern: '/{any}/x', handler: 'param-first', params: { any: 'zz' } });
+    assert.deepEqual(actual(router, 'GET', '/zz/x'), {
+      pattern: '/{any}/x',
+      handler: 'param-first',
+      params: { any: 'zz' },
+    });
   });
 
   it('agrees with the split-and-compare reference on random paths', () => {
-    const segment = fc.constantFrom('', 'kv', 'health', 'cluster', 'members', 'nodes', 'promote', 'api', 'v1', 'x', 'n1', '%2F');
-    const path = fc
-      .array(segment, { minLength: 0, maxLength: 6 })
-      .map((parts) => `/${parts.join('/')}`);
+    const segment = fc.constantFrom(
+      '',
+      'kv',
+      'health',
+      'cluster',
+      'members',
+      'nodes',
+      'promote',
+      'api',
+      'v1',
+      'x',
+      'n1',
+      '%2F',
+    );
+    const path = fc.array(segment, { minLength: 0, maxLength: 6 }).map((parts) => `/${parts.join('/')}`);
     const method = fc.constantFrom('GET', 'PUT', 'POST', 'DELETE', 'PATCH');
     fc.assert(
       fc.property(method, path, (m, p) => {

@@ -46,7 +46,11 @@ describe('wire codec', () => {
   });
 
   it('QueryParams decodes names and values, refuses unknown, repeated and non-UTF-8 parameters', () => {
-    const q = QueryParams.parse('consistency=serializable&&prefix=a%2Fb+c&keysOnly', ['consistency', 'prefix', 'keysOnly']);
+    const q = QueryParams.parse('consistency=serializable&&prefix=a%2Fb+c&keysOnly', [
+      'consistency',
+      'prefix',
+      'keysOnly',
+    ]);
     assert.equal(q.consistency(), 'serializable');
     assert.deepEqual(q.bytes('prefix'), Buffer.from('a/b c'));
     assert.equal(q.text('prefix'), 'a/b c');
@@ -56,7 +60,10 @@ describe('wire codec', () => {
     assert.throws(() => QueryParams.parse('prefix=%FF', ['prefix']).text('prefix'), /not valid UTF-8/);
     assert.deepEqual(QueryParams.parse('prefix=%FF', ['prefix']).bytes('prefix'), Buffer.from([0xff]));
     assert.throws(() => QueryParams.parse('limit=1&limit=2', ['limit']), /more than once/);
-    assert.throws(() => QueryParams.parse('consistncy=serializable', ['consistency']), /unknown query parameter "consistncy"/);
+    assert.throws(
+      () => QueryParams.parse('consistncy=serializable', ['consistency']),
+      /unknown query parameter "consistncy"/,
+    );
     assert.throws(() => QueryParams.parse('prefix=%zz', ['prefix']), /malformed percent-encoding/);
     assert.equal(QueryParams.parse('', []).bytes('x'), undefined);
   });

@@ -147,9 +147,27 @@ export class RequestLatencyHistogram {
         });
       }
       values.push(
-        { labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: bucketName, exemplar: null },
-        { labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${this.name}_sum`, exemplar: undefined },
-        { labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${this.name}_count`, exemplar: undefined },
+        {
+          labels: { le: '+Inf' },
+          sharedLabels: s.labels,
+          value: s.count,
+          metricName: bucketName,
+          exemplar: null,
+        },
+        {
+          labels: {},
+          sharedLabels: s.labels,
+          value: s.sum,
+          metricName: `${this.name}_sum`,
+          exemplar: undefined,
+        },
+        {
+          labels: {},
+          sharedLabels: s.labels,
+          value: s.count,
+          metricName: `${this.name}_count`,
+          exemplar: undefined,
+        },
       );
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
