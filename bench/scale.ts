@@ -14,7 +14,7 @@
  *      to its promotion to voter.
  *
  *   node dist/bench/scale.js [--keys N] [--connections C] [--batch OPS] [--value-size B]
- *     [--cpu-prof DIR] [--keep] [--json]
+ *     [--cpu-prof DIR] [--node-flags="FLAGS"] [--pause S] [--keep] [--json]
  *
  * Prints the figures (or one JSON object with --json). No figure is asserted: this is a measurement.
  */
@@ -56,12 +56,16 @@ interface Args {
   batch: number;
   valueSize: number;
   cpuProfDir: string | undefined;
+  /** More `atlas start` flags for every node (e.g. --snapshot-threshold-entries 1000). */
+  nodeFlags: string[];
+  /** Seconds to wait after the memory figures, before the restart (to inspect the loaded nodes). */
+  pauseS: number;
   keep: boolean;
   json: boolean;
 }
 
 const USAGE =
-  'usage: scale.js [--keys N] [--connections C] [--batch OPS] [--value-size B] [--cpu-prof DIR] [--keep] [--json]';
+  'usage: scale.js [--keys N] [--connections C] [--batch OPS] [--value-size B] [--cpu-prof DIR] [--node-flags="FLAGS"] [--pause S] [--keep] [--json]';
 
 function parseArgs(argv: string[]): Args {
   const { values } = parseCommandLine({
@@ -74,6 +78,8 @@ function parseArgs(argv: string[]): Args {
       batch: { type: 'string', default: '128' },
       'value-size': { type: 'string', default: '100' },
       'cpu-prof': { type: 'string' },
+      pause: { type: 'string', default: '0' },
+      'node-flags': { type: 'string', default: '' },
       keep: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -91,6 +97,8 @@ function parseArgs(argv: string[]): Args {
     batch: integer('batch', values.batch, 1, 128),
     valueSize: integer('value-size', values['value-size'], 16, 64 * 1024),
     cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
+    nodeFlags: values['node-flags'].split(' ').filter((f) => f.length > 0),
+    pauseS: integer('pause', values.pause, 0, 3600),
     keep: values.keep,
     json: values.json,
   };
@@ -257,6 +265,17 @@ async function metricValues(m: Member, names: string[]): Promise<Map<string, num
   return out;
 }
 
+/** atlas_raft_snapshot_events_total by event (streamStarted, streamDone, streamFailed, received, installed, compacted). */
+async function snapshotEvents(m: Member): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const res = await fetch(`${m.clientUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+  for (const line of (await res.text()).split('\n')) {
+    const match = /^atlas_raft_snapshot_events_total\{[^}]*event="(\w+)"[^}]*\} (\d+)/.exec(line);
+    if (match !== null) out[match[1] as string] = Number(match[2]);
+  }
+  return out;
+}
+
 const MiB = (kB: number | undefined): number => Math.round(((kB ?? 0) / 1024) * 10) / 10;
 const bytesMiB = (b: number | undefined): number | null =>
   b === undefined ? null : Math.round((b / 2 ** 20) * 10) / 10;
@@ -365,8 +384,14 @@ interface JoinResult {
   healthSeconds: number;
   /** Process start to its applied index reaching the leader's commit index. */
   caughtUpSeconds: number;
+  /** Process start to the whole snapshot stream received (staged, checksums verified). */
+  snapshotReceivedSeconds: number;
+  /** Process start to its applied index first above 0 (the leader's snapshot installed). */
+  snapshotInstalledSeconds: number;
   /** Process start to the leader listing it as a voter. */
   voterSeconds: number;
+  /** The leader's snapshot events during the join (streams started, done, failed; compactions). */
+  leaderSnapshotEvents: Record<string, number>;
   appliedIndex: number;
   memoryAfter: MemoryFigures;
   leaderMemoryAfter: MemoryFigures;
@@ -375,6 +400,7 @@ interface JoinResult {
 async function joinFourth(root: string, members: Member[], leader: Member, args: Args): Promise<JoinResult> {
   const [clientPort, peerPort] = (await freePorts(2)) as [number, number];
   const name = `n${CLUSTER_SIZE + 1}`;
+  const eventsBefore = await snapshotEvents(leader);
   say(`join: starting ${name} with --join`);
   const started = performance.now();
   const joiner = spawnAtlasNode({
@@ -385,11 +411,14 @@ async function joinFourth(root: string, members: Member[], leader: Member, args:
     join: members.map((m) => m.clientUrl),
     logFile: join(root, `${name}.log`),
     nodeFlags: cpuProfFlags(args.cpuProfDir, name),
+    extraArgs: args.nodeFlags,
   });
   members.push(joiner);
   let healthSeconds = -1;
   let caughtUpSeconds = -1;
   let voterSeconds = -1;
+  let snapshotInstalledSeconds = -1;
+  let snapshotReceivedSeconds = -1;
   let appliedIndex = 0;
   const deadline = started + PHASE_DEADLINE_MS;
   while (performance.now() < deadline && (caughtUpSeconds < 0 || voterSeconds < 0)) {
@@ -399,6 +428,9 @@ async function joinFourth(root: string, members: Member[], leader: Member, args:
       const own = await health(joiner);
       const now = (performance.now() - started) / 1000;
       if (healthSeconds < 0) healthSeconds = now;
+      if (snapshotReceivedSeconds < 0 && ((await snapshotEvents(joiner)).received ?? 0) > 0)
+        snapshotReceivedSeconds = now;
+      if (snapshotInstalledSeconds < 0 && own.lastApplied > 0) snapshotInstalledSeconds = now;
       if (caughtUpSeconds < 0 && own.lastApplied >= leaderHealth.commitIndex) {
         caughtUpSeconds = now;
         appliedIndex = own.lastApplied;
@@ -416,11 +448,17 @@ async function joinFourth(root: string, members: Member[], leader: Member, args:
   }
   if (caughtUpSeconds < 0 || voterSeconds < 0)
     throw new Error(`${name} did not catch up and become a voter within ${PHASE_DEADLINE_MS} ms`);
+  const eventsAfter = await snapshotEvents(leader);
+  const leaderSnapshotEvents: Record<string, number> = {};
+  for (const [event, n] of Object.entries(eventsAfter)) leaderSnapshotEvents[event] = n - (eventsBefore[event] ?? 0);
   return {
     node: name,
     healthSeconds,
     caughtUpSeconds,
     voterSeconds,
+    snapshotReceivedSeconds,
+    snapshotInstalledSeconds,
+    leaderSnapshotEvents,
     appliedIndex,
     memoryAfter: await memoryOf(joiner, join(root, name)),
     leaderMemoryAfter: await memoryOf(leader, join(root, leader.name)),
@@ -435,7 +473,7 @@ interface ScaleReport {
   machine: string;
   loadBefore: number[];
   loadAfter: number[];
-  args: Omit<Args, 'json' | 'keep'>;
+  args: Omit<Args, 'json' | 'keep' | 'pauseS'>;
   load: LoadResult;
   memory: MemoryFigures[];
   restart: RestartResult;
@@ -448,17 +486,20 @@ function memoryLine(f: MemoryFigures): string {
   return `  ${f.node}: RSS ${f.rssMiB} MiB = anon ${f.rssAnonMiB} + file ${f.rssFileMiB} + shmem ${f.rssShmemMiB} (peak ${f.peakRssMiB})${heap}; on disk: store ${f.storeFileMiB} MiB, WAL ${f.walMiB} MiB`;
 }
 
+/** A phase's time, or "none" when it did not happen (a join caught up from the log alone). */
+const seconds = (s: number): string => (s < 0 ? 'none' : `${s.toFixed(2)} s`);
+
 function printReport(r: ScaleReport): void {
   const la = (l: number[]): string => l.map((v) => v.toFixed(2)).join(' ');
   const lines = [
     `bench:scale ${r.started}, commit ${r.commit}`,
-    `machine: ${r.machine}; load average ${la(r.loadBefore)} before, ${la(r.loadAfter)} after`,
+    `machine: ${r.machine}${r.args.nodeFlags.length > 0 ? `; node flags ${r.args.nodeFlags.join(' ')}` : ''}; load average ${la(r.loadBefore)} before, ${la(r.loadAfter)} after`,
     `load: ${r.load.keys} keys of ${r.args.valueSize} B in ${r.load.requests} batches of ${r.args.batch}, ${r.args.connections} connections: ${r.load.seconds.toFixed(1)} s (${r.load.keysPerSec.toFixed(0)} keys/s, ${r.load.retries} retries); all applied ${r.load.applyLagSeconds.toFixed(1)} s later`,
     'memory after the load (target: RSS <= 400 MB per node):',
     ...r.memory.map(memoryLine),
     `restart of ${r.restart.node} after kill -9 (target: serving <= 5 s): /health ${r.restart.healthSeconds.toFixed(2)} s, first linearizable read ${r.restart.readSeconds.toFixed(2)} s`,
     memoryLine(r.restart.memoryAfter),
-    `join of ${r.join.node} (target: caught up <= 60 s): /health ${r.join.healthSeconds.toFixed(2)} s, applied = leader's commit (${r.join.appliedIndex}) ${r.join.caughtUpSeconds.toFixed(2)} s, voter ${r.join.voterSeconds.toFixed(2)} s`,
+    `join of ${r.join.node} (target: caught up <= 60 s): /health ${r.join.healthSeconds.toFixed(2)} s, snapshot received ${seconds(r.join.snapshotReceivedSeconds)}, installed ${seconds(r.join.snapshotInstalledSeconds)}, applied = leader's commit (${r.join.appliedIndex}) ${r.join.caughtUpSeconds.toFixed(2)} s, voter ${r.join.voterSeconds.toFixed(2)} s; leader's snapshot events meanwhile ${JSON.stringify(r.join.leaderSnapshotEvents)}`,
     memoryLine(r.join.memoryAfter),
     `${memoryLine(r.join.leaderMemoryAfter)} (leader, after the join)`,
   ];
@@ -478,8 +519,18 @@ async function main(): Promise<number> {
   const loadBefore = loadavg();
   const root = mkdtempSync(join(tmpdir(), 'atlas-bench-scale-'));
   say(`starting a fresh ${CLUSTER_SIZE}-node AtlasDB in ${root}`);
-  const { members, specs } = await spawnAtlasCluster(root, CLUSTER_SIZE, { cpuProfDir: args.cpuProfDir });
+  const { members, specs } = await spawnAtlasCluster(root, CLUSTER_SIZE, {
+    cpuProfDir: args.cpuProfDir,
+    extraArgs: args.nodeFlags,
+  });
   let failed = true;
+  // Ctrl-C or a kill of the benchmark stops its nodes too (they would otherwise outlive it).
+  const interrupted = (signal: NodeJS.Signals): void => {
+    say(`${signal}: stopping the nodes`);
+    void stopMembers(members, STOP_DEADLINE_MS).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     const leaderUrl = await atlasLeader(members, READY_DEADLINE_MS);
     const leader = members.find((m) => m.clientUrl === leaderUrl) as Member;
@@ -490,6 +541,10 @@ async function main(): Promise<number> {
     const loadResult: LoadResult = { ...loaded, applyLagSeconds: (performance.now() - applyStart) / 1000 };
     say(`loaded in ${loaded.seconds.toFixed(1)} s; measuring memory`);
     const memory = await Promise.all(members.map((m) => memoryOf(m, join(root, m.name))));
+    if (args.pauseS > 0) {
+      say(`pausing ${args.pauseS} s: ${members.map((m) => `${m.name} pid ${m.child.pid} ${m.clientUrl}`).join(', ')}`);
+      await sleep(args.pauseS * 1000);
+    }
     const restart = await restartFollower(members, specs, leader, args);
     const joined = await joinFourth(root, members, leader, args);
     const report: ScaleReport = {
@@ -504,6 +559,7 @@ async function main(): Promise<number> {
         batch: args.batch,
         valueSize: args.valueSize,
         cpuProfDir: args.cpuProfDir,
+        nodeFlags: args.nodeFlags,
       },
       load: loadResult,
       memory,
