@@ -61,6 +61,7 @@ import {
   StoredEntryEncoder,
 } from './stored-entry.js';
 import { type EntryVersion, executeTxn, type TxnStateView } from './txn-engine.js';
+import { type BatchWrite, PendingWrites } from './pending-writes.js';
 import { readUint64LE, writeUint64LE } from './uint64.js';
 
 /**
@@ -159,6 +160,17 @@ function decodeState(raw: Buffer | undefined, path: string, slot: number): Store
 
 type BinaryDatabase = Database<Buffer, Buffer>;
 
+/**
+ * Raw LMDB keys of the active key space (inline user keys and long-key bucket keys) as batch code
+ * reads and writes them: committed LMDB directly, or committed LMDB behind PendingWrites.
+ * `put` may be given a scratch buffer: it copies what it keeps.
+ */
+interface RawKeySpace {
+  get(key: Buffer): Buffer | undefined;
+  put(key: Buffer, raw: Buffer): void;
+  remove(key: Buffer): void;
+}
+
 /** An export in progress: its consistent read transaction and how to end it early. */
 interface OpenExport {
   stop(): Promise<void>;
@@ -180,8 +192,26 @@ export class LmdbStore implements StateStore {
   private readonly encoder = new StoredEntryEncoder();
   private readonly exports = new Set<OpenExport>();
   private importing = false;
-  /** The applyDeferred not yet committed. */
-  private pendingApply: Promise<TxnResult[]> | null = null;
+  /** Writes of deferred batches not yet committed (read through by later batches). */
+  private readonly pending = new PendingWrites();
+  /** The state after every batch handed to apply/applyDeferred; `state` is the committed one. */
+  private tip: StoreState;
+  private pendingBatches = 0;
+  /** The last deferred batch's commit; null when none is pending. */
+  private lastPending: Promise<TxnResult[]> | null = null;
+  private batchSeq = 0;
+  /** A deferred batch failed: what was pending is lost, so the store takes no more batches. */
+  private failed: Error | null = null;
+  /** The committed key space (the active slot), as the batch code reads and writes it. */
+  private readonly committedKeys: RawKeySpace = {
+    get: (key) => this.kv.getBinaryFast(key),
+    put: (key, raw) => {
+      this.kv.putSync(key, raw);
+    },
+    remove: (key) => {
+      this.kv.removeSync(key);
+    },
+  };
   private closed = false;
 
   /**
@@ -290,6 +320,7 @@ export class LmdbStore implements StateStore {
     this.kv = this.kvSlots[this.slot];
     this.meta = this.metaSlots[this.slot];
     this.state = decodeState(this.control.getBinary(CONTROL_STATE[this.slot]), path, this.slot);
+    this.tip = this.state;
     // An import interrupted by a crash left a filled inactive slot: clear it.
     const inactive = (1 - this.slot) as 0 | 1;
     if (this.hasEntries(inactive) > 0) this.clearSlot(inactive);
@@ -297,51 +328,112 @@ export class LmdbStore implements StateStore {
 
   apply(batch: ApplyBatch): TxnResult[] {
     this.checkApply('apply', batch);
+    if (this.pendingBatches > 0)
+      throw new StoreInvariantError('apply called while deferred batches are still pending');
     const next: StoreState = { ...this.state };
-    const results = this.root.transactionSync(() => this.writeBatch(batch, next), LMDB_COMMIT_FLAGS);
+    const results = this.root.transactionSync(() => {
+      const out = this.executeBatch(batch, next, this.committedKeys);
+      this.writeMetaAndState(batch, next);
+      return out;
+    }, LMDB_COMMIT_FLAGS);
     // Committed: only now does the cached state move.
     this.state = next;
+    this.tip = next;
     return results;
   }
 
-  applyDeferred(batch: ApplyBatch): Promise<TxnResult[]> {
+  /**
+   * Runs the batch now, on this thread, against the committed state plus the writes of batches
+   * still pending (PendingWrites), and hands the results to `computed` before returning. The writes
+   * then go to LMDB in a transaction of lmdb-js's write thread, which commits and flushes
+   * (overlappingSync) there: this thread never waits for the disk. Batches commit in call order;
+   * each one atomically (a child transaction: its writes, meta and state record together).
+   */
+  applyDeferred(batch: ApplyBatch, computed?: (results: TxnResult[]) => void): Promise<TxnResult[]> {
     this.checkApply('applyDeferred', batch);
-    const next: StoreState = { ...this.state };
-    // lmdb-js's write thread begins a transaction, runs the callback in it on this thread, then
-    // commits and flushes (overlappingSync) on its own thread: this thread never waits for the disk.
-    // A child transaction, so a callback that throws aborts all of its writes.
-    const committed = this.root
-      .childTransaction(() => this.writeBatch(batch, next))
-      .then((results) => {
-        if (this.pendingApply === committed) this.pendingApply = null;
-        this.state = next;
-        return results;
-      });
-    this.pendingApply = committed;
-    committed.catch(() => {
-      if (this.pendingApply === committed) this.pendingApply = null;
-    });
-    return committed;
+    const seq = ++this.batchSeq;
+    const next: StoreState = { ...this.tip };
+    const writes: BatchWrite[] = [];
+    const pending = this.pending;
+    const committed = this.committedKeys;
+    const keys: RawKeySpace = {
+      get: (key) => {
+        const raw = pending.get(key);
+        return raw === undefined ? committed.get(key) : (raw ?? undefined);
+      },
+      put: (key, raw) => {
+        const owned = { key: Buffer.from(key), raw: Buffer.from(raw) };
+        writes.push(owned);
+        pending.set(owned.key, owned.raw, seq);
+      },
+      remove: (key) => {
+        const owned = { key: Buffer.from(key), raw: null };
+        writes.push(owned);
+        pending.set(owned.key, null, seq);
+      },
+    };
+    let results: TxnResult[];
+    try {
+      results = this.executeBatch(batch, next, keys);
+    } catch (error) {
+      // Nothing reached LMDB, but this batch's pending writes are now in the overlay: unusable.
+      this.failed = error instanceof Error ? error : new Error(String(error));
+      throw error;
+    }
+    next.appliedIndex = batch.appliedIndex;
+    this.tip = next;
+    const kv = this.kv;
+    const landed = this.root
+      .childTransaction(() => {
+        for (const w of writes) {
+          if (w.raw === null) kv.removeSync(w.key);
+          else kv.putSync(w.key, w.raw);
+        }
+        this.writeMetaAndState(batch, next);
+      })
+      .then(
+        () => {
+          this.state = next;
+          this.pending.release(writes, seq);
+          this.pendingBatches--;
+          if (this.pendingBatches === 0) this.lastPending = null;
+          return results;
+        },
+        (error: unknown) => {
+          this.pendingBatches--;
+          this.failed = error instanceof Error ? error : new Error(String(error));
+          throw error;
+        },
+      );
+    this.pendingBatches++;
+    this.lastPending = landed;
+    computed?.(results);
+    return landed;
   }
 
   private checkApply(what: string, batch: ApplyBatch): void {
     this.assertOpen(what);
+    if (this.failed !== null)
+      throw new StoreInvariantError(`${what}: an earlier deferred batch failed (${this.failed.message})`);
     if (this.importing)
       throw new StoreInvariantError(`${what} called while a snapshot import is in progress`);
-    if (this.pendingApply !== null)
-      throw new StoreInvariantError(`${what} called while a deferred apply is still pending`);
-    checkApplyBatch(batch, this.limits, this.state.appliedIndex);
+    checkApplyBatch(batch, this.limits, this.tip.appliedIndex);
   }
 
-  /** A batch's writes inside the open write transaction; `next` follows them. */
-  private writeBatch(batch: ApplyBatch, next: StoreState): TxnResult[] {
-    const view = this.writeView(next);
+  /** The batch's transactions against `keys`; `next` follows their revision and counts. */
+  private executeBatch(batch: ApplyBatch, next: StoreState, keys: RawKeySpace): TxnResult[] {
+    const view = this.writeView(next, keys);
     const out: TxnResult[] = new Array(batch.txns.length);
     for (let i = 0; i < batch.txns.length; i++) {
       const result = executeTxn(view, batch.txns[i]!, next.revision);
       next.revision = result.revision;
       out[i] = result;
     }
+    return out;
+  }
+
+  /** Inside the batch's write transaction: its meta writes and the state record (applied index). */
+  private writeMetaAndState(batch: ApplyBatch, next: StoreState): void {
     if (batch.meta !== undefined) {
       for (const write of batch.meta) {
         const key = Buffer.from(write.key, 'utf8');
@@ -351,19 +443,21 @@ export class LmdbStore implements StateStore {
     }
     next.appliedIndex = batch.appliedIndex;
     this.control.putSync(CONTROL_STATE[this.slot], encodeState(next));
-    return out;
   }
 
-  /** Settles a pending applyDeferred (its failure is the caller's to handle). */
+  /** Settles every pending deferred batch (a failure is the caller's to handle). */
   private async settleApply(): Promise<void> {
-    const pending = this.pendingApply;
-    if (pending !== null) await pending.then(noop, noop);
+    while (this.lastPending !== null) {
+      const last = this.lastPending;
+      await last.then(noop, noop);
+      if (this.lastPending === last) break;
+    }
   }
 
   get(key: Buffer): KeyValue | null {
     this.assertOpen('get');
     checkKey(key, this.limits, 'get');
-    return this.readKeyValue(this.kv, key);
+    return this.readKeyValue(this.committedKeys, key);
   }
 
   range(options: RangeOptions): KeyValue[] {
@@ -449,8 +543,8 @@ export class LmdbStore implements StateStore {
     this.assertOpen('importSnapshot');
     if (this.importing)
       throw new StoreInvariantError('importSnapshot called while another import is in progress');
-    if (this.pendingApply !== null)
-      throw new StoreInvariantError('importSnapshot called while a deferred apply is still pending');
+    if (this.pendingBatches > 0)
+      throw new StoreInvariantError('importSnapshot called while deferred batches are still pending');
     this.importing = true;
     const target = (1 - this.slot) as 0 | 1;
     const kv = this.kvSlots[target];
@@ -512,6 +606,7 @@ export class LmdbStore implements StateStore {
       this.kv = kv;
       this.meta = meta;
       this.state = state;
+      this.tip = state;
       return header;
     } catch (error) {
       if (!this.closed && this.slot !== target) {
@@ -553,70 +648,69 @@ export class LmdbStore implements StateStore {
     }, LMDB_COMMIT_FLAGS);
   }
 
-  /** The TxnStateView of the open write transaction; counts in `state` follow the writes. */
-  private writeView(state: StoreState): TxnStateView {
-    const kv = this.kv;
+  /** The TxnStateView of a batch over `keys`; counts in `state` follow the writes. */
+  private writeView(state: StoreState, keys: RawKeySpace): TxnStateView {
     const inlineMax = this.inlineKeyMaxBytes;
     return {
       readVersion: (key) => {
         if (key.length <= inlineMax) {
-          const raw = kv.getBinaryFast(key);
+          const raw = keys.get(key);
           return raw === undefined ? null : decodeEntryVersion(raw, raw.length, key);
         }
-        const members = this.readBucket(kv, key);
+        const members = this.readBucket(keys, key);
         const at = members === null ? -1 : findMember(members, key.subarray(inlineMax));
         if (members === null || at < 0) return null;
         const entry = members[at]!.entry;
         return decodeEntryVersion(entry, entry.length, key);
       },
-      readKeyValue: (key) => this.readKeyValue(kv, key),
+      readKeyValue: (key) => this.readKeyValue(keys, key),
       write: (key, value, version: EntryVersion, created) => {
         if (created) state.keyCount++;
         if (key.length <= inlineMax) {
-          kv.putSync(key, this.encoder.encode(value, version));
+          keys.put(key, this.encoder.encode(value, version));
           return;
         }
         if (created) state.longKeyCount++;
         const bucketKey = bucketKeyOf(key, inlineMax);
-        const members = this.readBucket(kv, key) ?? [];
+        const members = this.readBucket(keys, key) ?? [];
         const suffix = Buffer.from(key.subarray(inlineMax));
         const member = { suffix, entry: encodeStoredEntry(value, version) };
         const at = findMember(members, suffix);
         if (at >= 0) members[at] = member;
         else members.splice(-at - 1, 0, member);
-        kv.putSync(bucketKey, encodeBucket(members));
+        keys.put(bucketKey, encodeBucket(members));
       },
       remove: (key) => {
         state.keyCount--;
         if (key.length <= inlineMax) {
-          kv.removeSync(key);
+          keys.remove(key);
           return;
         }
         state.longKeyCount--;
         const bucketKey = bucketKeyOf(key, inlineMax);
-        const members = this.readBucket(kv, key);
+        const members = this.readBucket(keys, key);
         const at = members === null ? -1 : findMember(members, key.subarray(inlineMax));
         if (members === null || at < 0)
           throw new StoreInvariantError('remove of a long key that does not exist');
         members.splice(at, 1);
-        if (members.length === 0) kv.removeSync(bucketKey);
-        else kv.putSync(bucketKey, encodeBucket(members));
+        if (members.length === 0) keys.remove(bucketKey);
+        else keys.put(bucketKey, encodeBucket(members));
       },
     };
   }
 
   /** The bucket that would hold long key `key`, or null. */
-  private readBucket(kv: BinaryDatabase, key: Buffer): BucketMember[] | null {
+  private readBucket(keys: RawKeySpace, key: Buffer): BucketMember[] | null {
     const bucketKey = bucketKeyOf(key, this.inlineKeyMaxBytes);
-    const raw = kv.getBinaryFast(bucketKey);
+    const raw = keys.get(bucketKey);
     return raw === undefined ? null : decodeBucket(raw, raw.length, bucketKey);
   }
 
-  private readKeyValue(kv: BinaryDatabase, key: Buffer): KeyValue | null {
+  private readKeyValue(keys: RawKeySpace, key: Buffer): KeyValue | null {
     const inlineMax = this.inlineKeyMaxBytes;
     if (key.length <= inlineMax) {
-      // getBinaryFast: lmdb-js's reusable buffer, valid until the next read; decode it at once.
-      const raw = kv.getBinaryFast(key);
+      // Committed reads return lmdb-js's reusable buffer, valid until the next read: decode at once.
+      const raw = keys.get(key);
       if (raw === undefined) return null;
       const length = raw.length;
       const version = decodeEntryVersion(raw, length, key);
@@ -628,7 +722,7 @@ export class LmdbStore implements StateStore {
         version: version.version,
       };
     }
-    const members = this.readBucket(kv, key);
+    const members = this.readBucket(keys, key);
     const at = members === null ? -1 : findMember(members, key.subarray(inlineMax));
     if (members === null || at < 0) return null;
     const entry = members[at]!.entry;

@@ -154,17 +154,27 @@ export class MemoryStore implements StateStore {
   }
 
   /** The state stays as it was until the scheduled commit; then the batch lands whole. */
-  applyDeferred(batch: ApplyBatch): Promise<TxnResult[]> {
+  applyDeferred(batch: ApplyBatch, computed?: (results: TxnResult[]) => void): Promise<TxnResult[]> {
     this.checkApply('applyDeferred', batch);
     const pending = new Promise<TxnResult[]>((resolve, reject) => {
       this.scheduleCommit(() => {
         this.pendingApply = null;
+        let results: TxnResult[];
         try {
           this.assertOpen('applyDeferred');
-          resolve(this.commitBatch(batch));
+          results = this.commitBatch(batch);
         } catch (e) {
           reject(e);
+          return;
         }
+        // Results and visibility come together here (LmdbStore may report results earlier).
+        try {
+          computed?.(results);
+        } catch (e) {
+          reject(e);
+          return;
+        }
+        resolve(results);
       });
     });
     this.pendingApply = pending;
@@ -291,7 +301,7 @@ export class MemoryStore implements StateStore {
    */
   durableCopy(): MemoryStore {
     this.assertOpen('durableCopy');
-    const copy = new MemoryStore({ limits: this.limits });
+    const copy = new MemoryStore({ limits: this.limits, scheduleCommit: this.scheduleCommit });
     copy.adopt(this.durable);
     copy.durable = this.durable;
     return copy;

@@ -95,13 +95,17 @@ export interface StateStore {
   /** Atomically applies all transactions and records the applied index; returns one result per txn. */
   apply(batch: ApplyBatch): TxnResult[];
   /**
-   * Like apply, but the commit does not wait for the disk and does not block the caller: resolves
-   * with the results once the batch is committed and visible to reads (before that, reads see the
-   * state without it, and appliedIndex() has not moved). It is durable after the next sync(); a crash
+   * Like apply, but the caller's thread never waits for the disk. `computed` (optional) is called
+   * with the results as soon as they are known, before the batch is visible: from then on the batch
+   * commits unless the process dies or the store fails (then the promise rejects). The promise
+   * resolves with the same results once the batch is committed and visible to reads (before that,
+   * reads and appliedIndex() show the state without it). Durable after the next sync(); a crash
    * before that returns the store to an earlier complete batch (the Raft log replays the rest).
-   * At most one may be pending: no apply, applyDeferred or importSnapshot until it settles.
+   * Batches may overlap: the next applyDeferred may be called once the previous one's `computed`
+   * ran (LmdbStore runs it before returning; MemoryStore at its commit); they commit in call order.
+   * No apply or importSnapshot while any is pending.
    */
-  applyDeferred(batch: ApplyBatch): Promise<TxnResult[]>;
+  applyDeferred(batch: ApplyBatch, computed?: (results: TxnResult[]) => void): Promise<TxnResult[]>;
   get(key: Buffer): KeyValue | null;
   range(options: RangeOptions): KeyValue[];
   prefix(prefix: Buffer, options?: { limit?: number; reverse?: boolean }): KeyValue[];

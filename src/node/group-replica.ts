@@ -5,7 +5,7 @@
  * all its groups and the one durable log they share; this class does the per-group work of each step.
  */
 import { InvalidStoreRequestError, StoreClosedError, StoreLimitError } from '../kv/errors.js';
-import type { MetaWrite, StateStore, Txn, TxnResult } from '../kv/state-store.js';
+import type { MetaWrite, SnapshotHeader, StateStore, Txn, TxnResult } from '../kv/state-store.js';
 import { cloneConfState, decodeConfChange } from '../raft/conf-change.js';
 import { NotLeaderError, ProposalDroppedError } from '../raft/errors.js';
 import { RaftGroup } from '../raft/raft-group.js';
@@ -112,6 +112,8 @@ export interface ReplicaHost {
   track<T>(p: Promise<T>): Promise<T>;
   /** An unrecoverable error (storage failure, broken invariant): the node stops. */
   fatal(error: Error): void;
+  /** The node stopped or crashed: nothing may be answered any more. */
+  readonly isHalted: boolean;
   newStreamId(): string;
   /** Bytes that make this incarnation's ReadIndex contexts unique. */
   readonly readContextPrefix: Buffer;
@@ -161,11 +163,36 @@ type EntryOutcome =
   | { kind: 'error'; error: NodeError }
   | { kind: 'conf' };
 
+/** A committed entry handed to the apply pipeline; a conf change has already taken effect in raft. */
+interface AdmittedEntry {
+  entry: Entry;
+  /** For a conf change: the configuration after it and its meta writes (members, conf). */
+  conf: { after: ConfState; meta: MetaWrite[] } | null;
+}
+
+/** One store batch being applied: what answers each entry once the store has committed it. */
+interface PreparedApply {
+  items: AdmittedEntry[];
+  outcomes: EntryOutcome[];
+  txnSessions: Array<ClientSession | null>;
+  /** null when every entry was already in the store (nothing to write). */
+  batch: { appliedIndex: number; txns: Txn[]; meta: MetaWrite[] } | null;
+  /** Its proposals were answered (results known); it may not be visible yet. */
+  answered: boolean;
+  /** The store committed it (it is finished once every earlier batch is too). */
+  landed: boolean;
+}
+
 /**
  * Entries per store apply. Each may add up to three session meta writes (its own, the previous
  * batch's result, an eviction), which keeps a batch well under the store's maxMetaWrites (10,000).
  */
 const MAX_ENTRIES_PER_APPLY = 2048;
+
+const NO_RESULTS: TxnResult[] = [];
+
+/** Store batches committing at once (each up to MAX_ENTRIES_PER_APPLY entries). */
+const MAX_LANDING_BATCHES = 8;
 
 const DEFINITE_NOT_APPLIED = 'leadership changed before the request committed; it was not applied';
 
@@ -177,8 +204,28 @@ export class GroupReplica {
   private role: Role = 'follower';
   private leader: NodeId | '' = '';
   private term: number;
-  /** Last index handed to apply (raft's applied). The store's own applied index may be ahead after a snapshot. */
+  /**
+   * Last index whose store batch has committed and whose proposals were answered: reads wait for
+   * it. The store's own applied index may be ahead after a snapshot.
+   */
   private applied: number;
+  /** Last committed index handed to the apply pipeline (raft's applied); >= applied. */
+  private admitted: number;
+  /** The configuration as of `applied` (this.conf is raft's, as of `admitted`). */
+  private appliedConf: ConfState;
+  /** Admitted entries not yet in a store batch, in log order. */
+  private applyQueue: AdmittedEntry[] = [];
+  /** Last admitted index already in a store batch. */
+  private preparedThrough: number;
+  /** The store batch whose results are not known yet (at most one: results come in log order). */
+  private computing: PreparedApply | null = null;
+  /** Store batches handed to the store and not yet finished, in log order. */
+  private landing: PreparedApply[] = [];
+  /** Settles after the newest batch in `landing` landed. */
+  private lastLanding: Promise<void> | null = null;
+  private pumping = false;
+  /** An incoming snapshot is being installed: no store batch may start. */
+  private installing = false;
   private commit: number;
   /** Index of the durable snapshot marker in the log. */
   private snapshotIndex: number;
@@ -217,6 +264,9 @@ export class GroupReplica {
     const init = recovery.initial;
     this.conf = cloneConfState(init.conf);
     this.applied = init.applied;
+    this.admitted = init.applied;
+    this.preparedThrough = init.applied;
+    this.appliedConf = cloneConfState(init.conf);
     this.commit = init.hardState.commit;
     this.term = init.hardState.term;
     this.snapshotIndex = init.snapshot?.index ?? 0;
@@ -413,7 +463,24 @@ export class GroupReplica {
         `group ${this.group}: raft accepted snapshot ${meta.index}/${meta.term} but nothing is staged for it`,
       );
     }
-    const header = await this.host.track(this.store.importSnapshot(chunks));
+    // The store takes no batch while it imports: let the one in flight land, drop the queued ones
+    // (all at or below the snapshot: raft takes a snapshot only beyond its commit index).
+    this.installing = true;
+    let header: SnapshotHeader;
+    try {
+      while (this.landing.length > 0 && this.lastLanding !== null) await this.lastLanding;
+      for (const item of this.applyQueue) {
+        if (item.entry.index > meta.index) {
+          throw new Error(
+            `group ${this.group}: entry ${item.entry.index} waits for apply beyond snapshot ${meta.index}`,
+          );
+        }
+      }
+      this.applyQueue = [];
+      header = await this.host.track(this.store.importSnapshot(chunks));
+    } finally {
+      this.installing = false;
+    }
     const carried = decodeSnapshotMeta(header.metadata);
     if (carried.index !== meta.index || carried.term !== meta.term) {
       throw new Error(
@@ -433,7 +500,10 @@ export class GroupReplica {
     for (const m of this.members.all())
       if (m.id !== this.host.id) this.host.peerAddressChanged(m.id, m.peerAddress);
     this.conf = cloneConfState(meta.conf);
+    this.appliedConf = cloneConfState(meta.conf);
     this.applied = meta.index;
+    this.admitted = meta.index;
+    this.preparedThrough = meta.index;
     if (this.commit < meta.index) this.commit = meta.index;
     // Proposals covered by the snapshot: their entries were never applied here one by one.
     for (const [index, req] of this.proposals) {
@@ -459,19 +529,17 @@ export class GroupReplica {
     }
   }
 
-  /** After the Ready is durable and its messages are out: apply, answer, serve reads, advance. */
+  /**
+   * After the Ready is durable and its messages are out: hand the committed entries to the apply
+   * pipeline, advance raft, serve reads. Raft counts the entries applied from here on (their conf
+   * changes take effect now, as etcd's raft expects); the store commits them in the background and
+   * their answers and reads wait for that (`applied`).
+   */
   afterPersist(rd: Ready): void {
-    const committed = rd.committedEntries;
-    // One store transaction per slice: bounded batches (the store limits txns and meta writes per apply).
-    for (let i = 0; i < committed.length; i += MAX_ENTRIES_PER_APPLY) {
-      this.apply(
-        i === 0 && committed.length <= MAX_ENTRIES_PER_APPLY
-          ? committed
-          : committed.slice(i, i + MAX_ENTRIES_PER_APPLY),
-      );
-    }
+    if (rd.committedEntries.length > 0) this.admit(rd.committedEntries);
     if (rd.readStates.length > 0) this.onReadStates(rd.readStates);
     this.raft.advance(rd);
+    this.pumpApply();
     this.serveReads();
     this.maybeCompact();
   }
@@ -528,7 +596,7 @@ export class GroupReplica {
       term: st.term,
       leader: st.leader,
       commitIndex: st.commit,
-      lastApplied: st.applied,
+      lastApplied: this.applied,
       lastIndex: st.lastIndex,
       snapshotIndex: this.snapshotIndex,
       revision: this.store.revision(),
@@ -799,7 +867,114 @@ export class GroupReplica {
   // Apply
   // -------------------------------------------------------------------------------------------
 
-  private apply(entries: Entry[]): void {
+  /**
+   * Takes committed entries into the apply pipeline in log order. A conf change takes effect in raft
+   * here (Raft thesis §4.1: a server uses a configuration as soon as it is in its log; raft itself
+   * gates the next proposal on this "applied"), its store writes ride with its batch.
+   */
+  private admit(entries: Entry[]): void {
+    for (const e of entries) {
+      if (e.index !== this.admitted + 1)
+        throw new Error(`group ${this.group}: admitting ${e.index} for apply, expected ${this.admitted + 1}`);
+      this.admitted = e.index;
+      let conf: AdmittedEntry['conf'] = null;
+      if (e.type === 'confChange') {
+        const cc = decodeConfChange(e.data);
+        this.conf = this.raft.applyConfChange(cc);
+        const membersWrite = this.members.apply(cc, this.conf);
+        for (const m of this.members.all())
+          if (m.id !== this.host.id) this.host.peerAddressChanged(m.id, m.peerAddress);
+        conf = {
+          after: cloneConfState(this.conf),
+          meta: [membersWrite, { key: META_CONF, value: encodeConf(this.conf) }],
+        };
+      }
+      this.applyQueue.push({ entry: e, conf });
+    }
+  }
+
+  /**
+   * Hands admitted entries to the store in batches. A batch commits without blocking this thread on
+   * the disk (StateStore.applyDeferred: the WAL already holds every entry durably, and compaction
+   * syncs the store first). Its proposals are answered as soon as its results are known; `applied`
+   * (what reads wait for) moves when it is visible, in log order. The next batch is prepared once
+   * the previous one's results are known, so session checks and results stay in log order; up to
+   * MAX_LANDING_BATCHES may be committing at once.
+   */
+  private pumpApply(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (
+        this.computing === null &&
+        !this.installing &&
+        !this.stopped &&
+        this.applyQueue.length > 0 &&
+        this.landing.length < MAX_LANDING_BATCHES
+      ) {
+        const items =
+          this.applyQueue.length <= MAX_ENTRIES_PER_APPLY
+            ? this.applyQueue
+            : this.applyQueue.slice(0, MAX_ENTRIES_PER_APPLY);
+        this.applyQueue = items === this.applyQueue ? [] : this.applyQueue.slice(MAX_ENTRIES_PER_APPLY);
+        const prepared = this.prepareApply(items);
+        this.computing = prepared;
+        this.landing.push(prepared);
+        const answer = (results: TxnResult[]): void => {
+          if (this.computing !== prepared) return; // the replica stopped
+          this.computing = null;
+          if (this.stopped || this.host.isHalted) return;
+          try {
+            this.answerApply(prepared, results);
+            this.pumpApply(); // a store that reports results later: go on from here
+          } catch (e) {
+            this.host.fatal(e instanceof Error ? e : new Error(String(e)));
+          }
+        };
+        let committed: Promise<TxnResult[]>;
+        if (prepared.batch === null) {
+          answer(NO_RESULTS);
+          committed = Promise.resolve(NO_RESULTS);
+        } else {
+          committed = this.store.applyDeferred(prepared.batch, answer);
+        }
+        this.lastLanding = this.host.track(committed).then(
+          () => this.batchLanded(prepared),
+          (e: unknown) => this.host.fatal(e instanceof Error ? e : new Error(String(e))),
+        );
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** A batch is committed in the store: finish, in log order, every landed batch at the front. */
+  private batchLanded(prepared: PreparedApply): void {
+    prepared.landed = true;
+    if (this.stopped || this.host.isHalted) {
+      this.landing = [];
+      return;
+    }
+    try {
+      let finished = 0;
+      while (this.landing.length > 0 && this.landing[0]!.landed) {
+        const next = this.landing.shift()!;
+        if (!next.answered) throw new Error(`group ${this.group}: a store batch committed unanswered`);
+        this.finishApply(next);
+        finished++;
+      }
+      if (finished === 0) return;
+      this.pumpApply();
+      this.serveReads();
+      this.maybeCompact();
+      this.host.schedule();
+    } catch (e) {
+      this.host.fatal(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  /** Session checks and the store batch for `items` (the entries right after `applied`). */
+  private prepareApply(items: AdmittedEntry[]): PreparedApply {
     const storeApplied = this.store.appliedIndex();
     const txns: Txn[] = [];
     const txnSessions: Array<ClientSession | null> = [];
@@ -807,31 +982,20 @@ export class GroupReplica {
     const meta: MetaWrite[] = [];
     /** Requests of this batch by client: a retry committed in the same batch shares the first's result. */
     const batchSlots = new Map<string, { seq: number; slot: number }>();
-    let confChanged = false;
-    let expected = this.applied + 1;
+    let expected = this.preparedThrough + 1;
     let last: Entry | null = null;
-    for (const e of entries) {
+    for (const { entry: e, conf } of items) {
       if (e.index !== expected)
         throw new Error(`group ${this.group}: applying ${e.index}, expected ${expected}`);
       expected++;
       if (e.index <= storeApplied) {
-        // Already in the store (a snapshot whose data went past its meta): raft still learns conf changes.
-        if (e.type === 'confChange') {
-          const cc = decodeConfChange(e.data);
-          this.conf = this.raft.applyConfChange(cc);
-          this.members.apply(cc, this.conf);
-        }
+        // Already in the store (a snapshot whose data went past its meta).
         outcomes.push({ kind: 'none' });
         continue;
       }
       last = e;
-      if (e.type === 'confChange') {
-        const cc = decodeConfChange(e.data);
-        this.conf = this.raft.applyConfChange(cc);
-        meta.push(this.members.apply(cc, this.conf));
-        for (const m of this.members.all())
-          if (m.id !== this.host.id) this.host.peerAddressChanged(m.id, m.peerAddress);
-        confChanged = true;
+      if (conf !== null) {
+        meta.push(...conf.meta);
         outcomes.push({ kind: 'conf' });
         continue;
       }
@@ -895,37 +1059,66 @@ export class GroupReplica {
           break;
       }
     }
-    let results: TxnResult[] = [];
-    if (last !== null) {
-      meta.push(...this.sessions.drainWrites());
-      meta.push({ key: META_APPLIED_TERM, value: encodeAppliedTerm(last.term) });
-      if (confChanged) meta.push({ key: META_CONF, value: encodeConf(this.conf) });
-      results = this.store.apply({ appliedIndex: last.index, txns, meta });
-      if (results.length !== txns.length) {
-        throw new Error(
-          `group ${this.group}: store returned ${results.length} results for ${txns.length} txns`,
-        );
-      }
-      for (let i = 0; i < txns.length; i++) {
-        const s = txnSessions[i];
-        if (s !== null && s !== undefined) this.sessions.setResult(s, results[i]!);
-      }
+    this.preparedThrough = items[items.length - 1]!.entry.index;
+    if (last === null) return { items, outcomes, txnSessions, batch: null, answered: false, landed: false };
+    meta.push(...this.sessions.drainWrites());
+    meta.push({ key: META_APPLIED_TERM, value: encodeAppliedTerm(last.term) });
+    return {
+      items,
+      outcomes,
+      txnSessions,
+      batch: { appliedIndex: last.index, txns, meta },
+      answered: false,
+      landed: false,
+    };
+  }
+
+  /**
+   * The batch's results are known and it will commit (or the node fails): record session results
+   * and answer its proposals. Acknowledging before the store's commit is safe: the entries are
+   * committed in the Raft log (a majority's WAL), which replays them after a crash to the same
+   * results; reads still wait for `applied`, which moves only once the batch is visible.
+   */
+  private answerApply(prepared: PreparedApply, results: readonly TxnResult[]): void {
+    if (prepared.answered) throw new Error(`group ${this.group}: a store batch answered twice`);
+    prepared.answered = true;
+    const txnCount = prepared.batch?.txns.length ?? 0;
+    if (results.length !== txnCount) {
+      throw new Error(`group ${this.group}: store returned ${results.length} results for ${txnCount} txns`);
     }
-    const hooks = this.host.hooks;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!;
-      hooks.entryApplied?.(this.group, e);
+    for (let i = 0; i < txnCount; i++) {
+      const s = prepared.txnSessions[i];
+      if (s !== null && s !== undefined) this.sessions.setResult(s, results[i]!);
+    }
+    const { items, outcomes } = prepared;
+    for (let i = 0; i < items.length; i++) {
+      const e = items[i]!.entry;
       const req = this.proposals.get(e.index);
       if (req === undefined) continue;
       this.proposals.delete(e.index);
       this.answer(req, e, outcomes[i]!, results);
     }
-    this.applied = entries[entries.length - 1]!.index;
-    hooks.applied?.({ group: this.group, entries: entries.length, index: this.applied });
+  }
+
+  /** The store committed a prepared batch: it is visible, so `applied` moves (reads may use it). */
+  private finishApply(prepared: PreparedApply): void {
+    const hooks = this.host.hooks;
+    const { items } = prepared;
+    for (const { entry, conf } of items) {
+      if (conf !== null) this.appliedConf = conf.after;
+      hooks.entryApplied?.(this.group, entry);
+    }
+    const lastIndex = items[items.length - 1]!.entry.index;
+    if (lastIndex <= this.applied || lastIndex > this.admitted)
+      throw new Error(
+        `group ${this.group}: applied ${lastIndex} outside (${this.applied}, ${this.admitted}]`,
+      );
+    this.applied = lastIndex;
+    hooks.applied?.({ group: this.group, entries: items.length, index: this.applied });
   }
 
   /** Answers a proposal by the entry committed at its index (Raft log matching: index+term identify it). */
-  private answer(req: ClientRequest, e: Entry, outcome: EntryOutcome, results: TxnResult[]): void {
+  private answer(req: ClientRequest, e: Entry, outcome: EntryOutcome, results: readonly TxnResult[]): void {
     if (req.state === 'done') return;
     if (e.term !== req.proposedTerm) {
       // Another entry committed at this index: ours can never commit (one committed entry per index).
@@ -1111,12 +1304,12 @@ export class GroupReplica {
     const index = this.applied;
     const term = index === 0 ? 0 : this.raft.term(index);
     if (term === undefined) return null;
-    return { index, term, conf: cloneConfState(this.conf) };
+    return { index, term, conf: cloneConfState(this.appliedConf) };
   }
 
   /** raft's snapshotProvider: index 0 means "none to offer now". */
   private snapshotForRaft(): SnapshotMeta {
-    return this.appliedSnapshotMeta() ?? { index: 0, term: 0, conf: cloneConfState(this.conf) };
+    return this.appliedSnapshotMeta() ?? { index: 0, term: 0, conf: cloneConfState(this.appliedConf) };
   }
 
   private startSnapshotStream(m: SnapshotRequest): void {
