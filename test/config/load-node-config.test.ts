@@ -53,7 +53,7 @@ describe('loadNodeConfig: defaults and precedence', () => {
     assert.equal(config.clusterId, 'atlas');
     assert.equal(config.heartbeatIntervalMs, 50);
     assert.equal(config.electionTimeoutMs, 500);
-    assert.equal(config.snapshotThresholdEntries, 10_000);
+    assert.equal(config.snapshotThresholdEntries, 1000);
     assert.equal(config.walSegmentSize, 64 * 1024 * 1024);
     assert.deepEqual(config.walSync, { mode: 'always' });
     assert.equal(config.maxKeySize, 4096);
