@@ -14,7 +14,7 @@
  *      to its promotion to voter.
  *
  *   node dist/bench/scale.js [--keys N] [--connections C] [--batch OPS] [--value-size B]
- *     [--cpu-prof DIR] [--node-flags="FLAGS"] [--pause S] [--keep] [--json]
+ *     [--cpu-prof DIR] [--node-flags="FLAGS"] [--settle S] [--pause S] [--keep] [--json]
  *
  * Prints the figures (or one JSON object with --json). No figure is asserted: this is a measurement.
  */
@@ -58,6 +58,8 @@ interface Args {
   cpuProfDir: string | undefined;
   /** More `atlas start` flags for every node (e.g. --snapshot-threshold-entries 1000). */
   nodeFlags: string[];
+  /** Seconds of idleness after the load before memory is sampled again (V8 shrinks an idle heap). */
+  settleS: number;
   /** Seconds to wait after the memory figures, before the restart (to inspect the loaded nodes). */
   pauseS: number;
   keep: boolean;
@@ -65,7 +67,7 @@ interface Args {
 }
 
 const USAGE =
-  'usage: scale.js [--keys N] [--connections C] [--batch OPS] [--value-size B] [--cpu-prof DIR] [--node-flags="FLAGS"] [--pause S] [--keep] [--json]';
+  'usage: scale.js [--keys N] [--connections C] [--batch OPS] [--value-size B] [--cpu-prof DIR] [--node-flags="FLAGS"] [--settle S] [--pause S] [--keep] [--json]';
 
 function parseArgs(argv: string[]): Args {
   const { values } = parseCommandLine({
@@ -79,6 +81,7 @@ function parseArgs(argv: string[]): Args {
       'value-size': { type: 'string', default: '100' },
       'cpu-prof': { type: 'string' },
       pause: { type: 'string', default: '0' },
+      settle: { type: 'string', default: '20' },
       'node-flags': { type: 'string', default: '' },
       keep: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
@@ -99,6 +102,7 @@ function parseArgs(argv: string[]): Args {
     cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
     nodeFlags: values['node-flags'].split(' ').filter((f) => f.length > 0),
     pauseS: integer('pause', values.pause, 0, 3600),
+    settleS: integer('settle', values.settle, 0, 3600),
     keep: values.keep,
     json: values.json,
   };
@@ -473,9 +477,12 @@ interface ScaleReport {
   machine: string;
   loadBefore: number[];
   loadAfter: number[];
-  args: Omit<Args, 'json' | 'keep' | 'pauseS'>;
+  args: Omit<Args, 'json' | 'keep' | 'pauseS' | 'settleS'>;
+  settleS: number;
   load: LoadResult;
   memory: MemoryFigures[];
+  /** The same figures after `settleS` idle seconds (empty with --settle 0). */
+  memorySettled: MemoryFigures[];
   restart: RestartResult;
   join: JoinResult;
 }
@@ -497,6 +504,7 @@ function printReport(r: ScaleReport): void {
     `load: ${r.load.keys} keys of ${r.args.valueSize} B in ${r.load.requests} batches of ${r.args.batch}, ${r.args.connections} connections: ${r.load.seconds.toFixed(1)} s (${r.load.keysPerSec.toFixed(0)} keys/s, ${r.load.retries} retries); all applied ${r.load.applyLagSeconds.toFixed(1)} s later`,
     'memory after the load (target: RSS <= 400 MB per node):',
     ...r.memory.map(memoryLine),
+    ...(r.memorySettled.length === 0 ? [] : [`after ${r.settleS} s idle:`, ...r.memorySettled.map(memoryLine)]),
     `restart of ${r.restart.node} after kill -9 (target: serving <= 5 s): /health ${r.restart.healthSeconds.toFixed(2)} s, first linearizable read ${r.restart.readSeconds.toFixed(2)} s`,
     memoryLine(r.restart.memoryAfter),
     `join of ${r.join.node} (target: caught up <= 60 s): /health ${r.join.healthSeconds.toFixed(2)} s, snapshot received ${seconds(r.join.snapshotReceivedSeconds)}, installed ${seconds(r.join.snapshotInstalledSeconds)}, applied = leader's commit (${r.join.appliedIndex}) ${r.join.caughtUpSeconds.toFixed(2)} s, voter ${r.join.voterSeconds.toFixed(2)} s; leader's snapshot events meanwhile ${JSON.stringify(r.join.leaderSnapshotEvents)}`,
@@ -541,6 +549,12 @@ async function main(): Promise<number> {
     const loadResult: LoadResult = { ...loaded, applyLagSeconds: (performance.now() - applyStart) / 1000 };
     say(`loaded in ${loaded.seconds.toFixed(1)} s; measuring memory`);
     const memory = await Promise.all(members.map((m) => memoryOf(m, join(root, m.name))));
+    let memorySettled: MemoryFigures[] = [];
+    if (args.settleS > 0) {
+      say(`idle for ${args.settleS} s, then memory again`);
+      await sleep(args.settleS * 1000);
+      memorySettled = await Promise.all(members.map((m) => memoryOf(m, join(root, m.name))));
+    }
     if (args.pauseS > 0) {
       say(`pausing ${args.pauseS} s: ${members.map((m) => `${m.name} pid ${m.child.pid} ${m.clientUrl}`).join(', ')}`);
       await sleep(args.pauseS * 1000);
@@ -561,8 +575,10 @@ async function main(): Promise<number> {
         cpuProfDir: args.cpuProfDir,
         nodeFlags: args.nodeFlags,
       },
+      settleS: args.settleS,
       load: loadResult,
       memory,
+      memorySettled,
       restart,
       join: joined,
     };

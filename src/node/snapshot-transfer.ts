@@ -5,8 +5,17 @@
  *
  * The stream is a sliding window over an unreliable network: at most `window` chunks
  * unacknowledged; the receiver keeps chunks that arrive early (reordered) and acknowledges
- * cumulatively; on silence the sender retransmits everything unacknowledged, and gives up after
- * `maxRetransmits` rounds (raft is then told reportSnapshot(to, false) and will try again later).
+ * cumulatively; on silence the sender retransmits everything unacknowledged, waiting twice as long
+ * after each silent round (up to 8x retransmitMs), and gives up after `maxRetransmits` rounds (raft
+ * is then told reportSnapshot(to, false) and will try again later). The backoff matters for large
+ * snapshots on a busy machine: a receiver that is slow for a few seconds (CPU-starved, collecting
+ * garbage) must not be buried under a window of retransmitted megabytes every half second, nor the
+ * whole stream be restarted from its first chunk. Only silence while chunks are unacknowledged
+ * counts: the sender waiting for its own store export is not the receiver's fault.
+ *
+ * The receiver hands the staged chunks to the store import one per event-loop turn
+ * (stagedChunks), so the node keeps answering peers (the acknowledgement of the last chunk,
+ * heartbeats) while a large snapshot is written into its store.
  */
 import { crc32c } from '@node-rs/crc32';
 import type { NodeId, SnapshotMeta, SnapshotRequest } from '../raft/types.js';
@@ -24,6 +33,9 @@ export interface SnapshotStreamLimits {
   /** Largest snapshot a follower stages (bytes); a bigger one is refused. */
   maxStagedBytes: number;
 }
+
+/** The wait before a retransmit doubles after each silent round, up to this factor of retransmitMs. */
+export const MAX_RETRANSMIT_BACKOFF = 8;
 
 export const DEFAULT_SNAPSHOT_LIMITS: SnapshotStreamLimits = {
   window: 8,
@@ -186,10 +198,16 @@ export class SnapshotSender {
     this.pump();
   }
 
-  /** Called on every tick: retransmits after silence, gives up after too many rounds. */
+  /** Called on every tick: retransmits after silence (backing off), gives up after too many rounds. */
   onTick(): void {
     if (this.ended) return;
-    if (this.host.now() - this.lastProgress < this.limits.retransmitMs) return;
+    if (this.unacked.length === 0) {
+      // Nothing in flight: the stream waits for its own export, not for the receiver.
+      this.lastProgress = this.host.now();
+      return;
+    }
+    const backoff = Math.min(2 ** this.retransmits, MAX_RETRANSMIT_BACKOFF);
+    if (this.host.now() - this.lastProgress < this.limits.retransmitMs * backoff) return;
     if (this.retransmits >= this.limits.maxRetransmits) {
       this.abort(true);
       return;
@@ -305,11 +323,15 @@ export class SnapshotReceiver {
     return { kind: 'complete', ack, request: m.done };
   }
 
-  /** The staged chunks of a completed stream for `meta`, or null. */
-  staged(meta: SnapshotMeta): Buffer[] | null {
+  /**
+   * The staged chunks of a completed stream for `meta`, or null: fed to the store import one per
+   * event-loop turn (a store import of synchronous chunks would otherwise hold the loop for the
+   * whole snapshot).
+   */
+  staged(meta: SnapshotMeta): AsyncIterable<Buffer> | null {
     const c = this.completed;
     if (c === null || c.snapshot.index !== meta.index || c.snapshot.term !== meta.term) return null;
-    return this.chunks;
+    return stagedChunks(this.chunks);
   }
 
   get hasCompleted(): boolean {
@@ -333,5 +355,13 @@ export class SnapshotReceiver {
 
   private ack(to: NodeId, stream: string, seq: number, ok: boolean): SnapshotAckMessage {
     return { kind: 'snapshotAck', group: this.group, from: this.self, to, stream, seq, ok };
+  }
+}
+
+/** Yields each chunk after a turn of the event loop (setImmediate): I/O and timers run in between. */
+export async function* stagedChunks(chunks: readonly Buffer[]): AsyncGenerator<Buffer> {
+  for (const chunk of chunks) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    yield chunk;
   }
 }

@@ -7,8 +7,10 @@ import {
   DEFAULT_SNAPSHOT_LIMITS,
   SnapshotReceiver,
   SnapshotSender,
+  type SnapshotSenderHost,
   decodeSnapshotMeta,
   encodeSnapshotMeta,
+  stagedChunks,
 } from '../../src/node/snapshot-transfer.js';
 import type { ForwardReplyMessage, SnapshotChunkMessage } from '../../src/node/transport.js';
 import type { SnapshotMeta, SnapshotRequest } from '../../src/raft/types.js';
@@ -113,6 +115,83 @@ describe('snapshot streaming', () => {
       assert.equal(copy.count(), 50);
       assert.equal(copy.getMeta('m')?.toString(), 'meta');
     }
+  });
+
+  it('backs off its retransmits while the receiver is silent (x1, x2, x4, x8, x8 ...) and then gives up', async () => {
+    const store = await sourceStore();
+    const limits = { ...DEFAULT_SNAPSHOT_LIMITS, window: 2, maxMessageBytes: 100, retransmitMs: 10, maxRetransmits: 6 };
+    let now = 0;
+    const sends: number[] = [];
+    let finished: boolean | null = null;
+    const request: SnapshotRequest = { type: 'snapshot', group: 0, from: 'a', to: 'c', term: 2, snapshot: meta };
+    const host: SnapshotSenderHost = {
+      now: () => now,
+      send: () => sends.push(now),
+      finished: (_to, ok) => {
+        finished = ok;
+      },
+      track: (p) => p,
+      failed: (e) => assert.fail(e),
+    };
+    const sender = new SnapshotSender(0, 'a', 'c', 's1', request, store.exportSnapshot(encodeSnapshotMeta(meta)), limits, host);
+    sender.pump();
+    while (sends.length < 2) await new Promise<void>((r) => setImmediate(r)); // the export's first chunk
+    const rounds: number[] = [];
+    for (; now <= 1000 && finished === null; now++) {
+      const before = sends.length;
+      sender.onTick();
+      if (sends.length > before) rounds.push(now);
+    }
+    // Window of 2 sent at 0; each silent round resends both, after 10, 20, 40, 80, 80, 80 ms.
+    assert.deepEqual(rounds, [10, 30, 70, 150, 230, 310]);
+    assert.equal(finished, false, 'gives up after maxRetransmits silent rounds');
+    assert.equal(now, 391, 'the round after the last retransmit waited 80 ms too');
+  });
+
+  it('does not count the wait for its own export as the receiver\'s silence', async () => {
+    const limits = { ...DEFAULT_SNAPSHOT_LIMITS, retransmitMs: 10, maxRetransmits: 2 };
+    let now = 0;
+    let finished: boolean | null = null;
+    let release!: () => void;
+    const exportGate = new Promise<void>((r) => {
+      release = r;
+    });
+    async function* slowExport(): AsyncGenerator<Buffer> {
+      await exportGate; // a store export that takes "long" to produce its first chunk
+      yield Buffer.from('chunk');
+    }
+    const request: SnapshotRequest = { type: 'snapshot', group: 0, from: 'a', to: 'c', term: 2, snapshot: meta };
+    const sent: SnapshotChunkMessage[] = [];
+    const sender = new SnapshotSender(0, 'a', 'c', 's2', request, slowExport(), limits, {
+      now: () => now,
+      send: (_to, m) => sent.push(m),
+      finished: (_to, ok) => {
+        finished = ok;
+      },
+      track: (p) => p,
+      failed: (e) => assert.fail(e),
+    });
+    sender.pump();
+    for (; now < 1000; now += 5) sender.onTick();
+    assert.equal(finished, null, 'still streaming after 1 s of waiting for the export');
+    assert.equal(sent.length, 0);
+    release();
+    while (sent.length === 0) await new Promise<void>((r) => setImmediate(r));
+    for (const end = now + 1000; now < end && finished === null; now += 5) sender.onTick();
+    assert.equal(finished, false, 'a receiver that never answers is still given up on');
+  });
+
+  it('feeds staged chunks to the import one per event-loop turn', async () => {
+    const order: string[] = [];
+    setImmediate(() => order.push('other work'));
+    for await (const chunk of stagedChunks([Buffer.from('1'), Buffer.from('2')])) order.push(chunk.toString());
+    assert.deepEqual(order, ['other work', '1', '2']);
+    const turns: string[] = [];
+    const feed = stagedChunks([Buffer.from('a'), Buffer.from('b')])[Symbol.asyncIterator]();
+    await feed.next();
+    setImmediate(() => turns.push('between'));
+    turns.push((await feed.next()).value?.toString() ?? '');
+    assert.deepEqual(turns, ['between', 'b'], 'a timer or socket callback runs between two chunks');
   });
 
   it('drops a corrupt chunk (CRC32C) so the sender retransmits it', () => {
