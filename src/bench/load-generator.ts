@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import type { BenchOptions } from './bench-options.js';
 import { type LoopPlan, type LoopResult, runLoops } from './load-loop.js';
+import type { WorkerMessage, WorkerStart } from './load-worker.js';
 
 export interface LatencySummaryMs {
   p50: number;
@@ -45,8 +46,10 @@ export interface BenchResult {
  * workers took the server's CPU), so there a single thread is the faster generator.
  */
 const CONNECTIONS_PER_THREAD = 64;
-/** Time for workers to start and open their pools before the common start instant. */
-const START_DELAY_MS = 300;
+/** Between the last worker reporting ready and the common start instant (message delivery). */
+const START_DELAY_MS = 50;
+/** A worker that has not loaded its modules by then is reported as failed. */
+const WORKER_READY_DEADLINE_MS = 60_000;
 
 export function threadCount(options: BenchOptions): number {
   if (options.threads > 0) return Math.min(options.threads, options.connections);
@@ -54,37 +57,87 @@ export function threadCount(options: BenchOptions): number {
   return Math.max(1, Math.min(wanted, Math.floor(availableParallelism() / 2), options.connections));
 }
 
-function runInWorker(plan: LoopPlan): Promise<LoopResult> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./load-worker.js', import.meta.url), { workerData: plan });
+/** A started worker: `ready` settles once it can run, `result` with what it measured. */
+interface RunningWorker {
+  ready: Promise<void>;
+  result: Promise<LoopResult>;
+  start(startAtEpochMs: number): void;
+  stop(): void;
+}
+
+function startWorker(plan: LoopPlan): RunningWorker {
+  const worker = new Worker(new URL('./load-worker.js', import.meta.url), { workerData: plan });
+  let onReady!: () => void;
+  let failReady!: (e: Error) => void;
+  const ready = new Promise<void>((resolve, reject) => {
+    onReady = resolve;
+    failReady = reject;
+  });
+  const result = new Promise<LoopResult>((resolve, reject) => {
     let settled = false;
-    worker.once('message', (m: { ok: boolean; result?: LoopResult; message?: string }) => {
+    const fail = (e: Error) => {
       settled = true;
-      if (m.ok && m.result !== undefined) resolve(m.result);
-      else reject(new Error(`bench worker failed: ${m.message ?? 'no message'}`));
-    });
-    worker.once('error', (e) => {
-      settled = true;
+      failReady(e);
       reject(e);
+    };
+    worker.on('message', (m: WorkerMessage) => {
+      if ('ready' in m) return onReady();
+      settled = true;
+      if (m.ok) resolve(m.result);
+      else fail(new Error(`bench worker failed: ${m.message}`));
     });
+    worker.once('error', (e) => fail(e));
     worker.once('exit', (code) => {
-      if (!settled) reject(new Error(`bench worker exited with code ${code} before reporting`));
+      if (!settled) fail(new Error(`bench worker exited with code ${code} before reporting`));
     });
   });
+  // Whoever awaits only one of the two must not leave the other's rejection unhandled.
+  ready.catch(() => {});
+  result.catch(() => {});
+  return {
+    ready,
+    result,
+    start: (startAtEpochMs) => worker.postMessage({ startAtEpochMs } satisfies WorkerStart),
+    stop: () => void worker.terminate(),
+  };
+}
+
+/** Runs the plans on worker threads that all start sending at one instant, once all are ready. */
+async function runInWorkers(plans: LoopPlan[]): Promise<LoopResult[]> {
+  const workers = plans.map(startWorker);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      Promise.all(workers.map((w) => w.ready)),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`bench workers not ready within ${WORKER_READY_DEADLINE_MS} ms`)),
+          WORKER_READY_DEADLINE_MS,
+        );
+      }),
+    ]);
+  } catch (e) {
+    for (const w of workers) w.stop();
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+  const startAtEpochMs = Date.now() + START_DELAY_MS;
+  for (const w of workers) w.start(startAtEpochMs);
+  return Promise.all(workers.map((w) => w.result));
 }
 
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const threads = threadCount(options);
-  const startAtEpochMs = Date.now() + (threads > 1 ? START_DELAY_MS : 0);
   const plans: LoopPlan[] = Array.from({ length: threads }, (_, t) => ({
     options,
     loopIndexes: [],
-    startAtEpochMs,
+    // Workers are told the instant when all of them are ready; one thread starts now.
+    startAtEpochMs: Date.now(),
     seed: (Date.now() ^ (t * 0x5bd1e995)) >>> 0,
   }));
   for (let i = 0; i < options.connections; i++) (plans[i % threads] as LoopPlan).loopIndexes.push(i);
-  const results =
-    threads === 1 ? [await runLoops(plans[0] as LoopPlan)] : await Promise.all(plans.map(runInWorker));
+  const results = threads === 1 ? [await runLoops(plans[0] as LoopPlan)] : await runInWorkers(plans);
 
   const histogram = decodeFromCompressedBase64((results[0] as LoopResult).histogramBase64);
   for (const r of results.slice(1)) {

@@ -133,20 +133,24 @@ export async function runLoops(plan: LoopPlan): Promise<LoopResult> {
       const lateMs = intervalMs > 0 ? Math.max(0, Date.now() - scheduled) : 0;
       const hr0 = performance.now() - lateMs;
       let kind: string | null = null;
+      let absent = false;
       try {
         const status = await sendWireRequest(pool, req);
         const answer = factory.classify(isRead, status);
         if (answer === 'error') kind = `http_${status}`;
-        else if (answer === 'not_found' && scheduled >= measureFrom) notFound++;
+        else absent = answer === 'not_found';
       } catch (e) {
         kind = errorKind(e);
       }
       const end = Date.now();
+      // Counted only if it started in the window and ended in it, like every other figure (a read
+      // of an absent key that ended after the window is not one of the reads, so not one of these).
       if (scheduled >= measureFrom && end <= measureUntil) {
         if (kind === null) {
           histogram.recordValue(Math.max(1, Math.round((performance.now() - hr0) * 1000)));
           if (isRead) reads++;
           else writes++;
+          if (absent) notFound++;
         } else {
           countError(kind);
         }

@@ -42,6 +42,7 @@ import { WalCorruptionError } from '../wal/errors.js';
 import { WriteAheadLog } from '../wal/write-ahead-log.js';
 import { type OpenedDataDir, openDataDir } from './data-dir.js';
 import { InstrumentedKvService } from './instrumented-kv-service.js';
+import { openFileLimit, openFileLimitWarning } from './open-file-limit.js';
 import { PeerTransportAdapter } from './peer-transport-adapter.js';
 import { type Logger, createServerLogger, raftLogger } from './server-logger.js';
 import { ServerMetrics } from './server-metrics.js';
@@ -221,6 +222,9 @@ export async function startServer(config: NodeConfig, runtime: ServerRuntimeOpti
     raftNode.start();
     cleanup.push({ what: 'stop node', run: () => raftNode.stop() });
     const recovered = raftNode.status();
+
+    const fileLimitWarning = openFileLimitWarning(config.maxClientConnections, openFileLimit());
+    if (fileLimitWarning !== null) logger.warn({ maxClientConnections: config.maxClientConnections }, fileLimitWarning);
 
     const service = new InstrumentedKvService(raftNode, metrics);
     const http = new HttpApiServer({

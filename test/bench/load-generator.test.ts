@@ -4,9 +4,10 @@
  * No timing assertions: only counts and shapes (the machine may be loaded).
  */
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { openFileLimit } from '../../src/server/open-file-limit.js';
 import {
   type BenchOptions,
   BenchUsageError,
@@ -125,6 +126,55 @@ describe('runBench', () => {
     const result = await runBench(options({ endpoints: [url], connections: 2 }));
     assert.equal(result.reads + result.writes, 0);
     assert.ok(result.errorCount > 0);
+  });
+
+  it('holds 1,000 connections, one request in flight on each, with every answer counted', async (t) => {
+    const limit = openFileLimit();
+    // Both ends of every connection live in this process.
+    if (limit !== null && limit.soft < 2 * 1000 + 100) {
+      t.skip(`ulimit -n is ${limit.soft}: 1,000 connections in one process need ${2 * 1000 + 100} open files`);
+      return;
+    }
+    let answered = 0;
+    let mostInFlight = 0;
+    const held: Array<() => void> = [];
+    const sockets = new Set<unknown>();
+    const s = await serve(() => [200, '{}']);
+    servers.push(s.server);
+    s.server.maxConnections = 2000;
+    // Each request waits until 1,000 are waiting (every connection has one in flight at once); from
+    // then on, answers go out at once. If the generator could not hold 1,000, the requests time out
+    // and show up as errors.
+    s.server.removeAllListeners('request');
+    s.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      sockets.add(req.socket);
+      const answer = () => {
+        answered++;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{}');
+      };
+      req.resume();
+      req.on('end', () => {
+        if (mostInFlight >= 1000) return answer();
+        held.push(answer);
+        mostInFlight = Math.max(mostInFlight, held.length);
+        if (held.length === 1000) for (const release of held.splice(0)) release();
+      });
+    });
+    const r = await runBench(
+      options({
+        endpoints: [s.url],
+        connections: 1000,
+        durationS: 1,
+        warmupS: 0,
+        workload: parseWorkload('read'),
+        requestTimeoutMs: 120_000,
+      }),
+    );
+    assert.deepEqual(r.errors, {});
+    assert.equal(sockets.size, 1000, 'one connection per virtual client');
+    assert.equal(mostInFlight, 1000, 'all 1,000 requests were in flight together');
+    assert.ok(answered >= 1000 && r.reads <= answered, `reads ${r.reads}, answered ${answered}`);
   });
 
   it('spreads connections over endpoints and over worker threads', async () => {

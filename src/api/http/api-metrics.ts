@@ -47,12 +47,37 @@ export interface AtlasMetricsOptions {
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const FSYNC_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
+/** A gauge whose value, at each scrape, is the sum of its sources (counts the servers keep themselves). */
+function summedGauge(name: string, help: string, sources: Set<() => number>, registry: Registry): Gauge {
+  return new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      let n = 0;
+      for (const source of sources) n += source();
+      this.set(n);
+    },
+  });
+}
+
+function addSource(sources: Set<() => number>, source: () => number): () => void {
+  sources.add(source);
+  return () => {
+    sources.delete(source);
+  };
+}
+
 export class AtlasMetrics implements NodeMetrics {
   readonly registry = new Registry();
   private readonly httpDuration: RequestLatencyHistogram;
   /** Requests being served, summed over the in-flight sources (read at scrape time). */
   readonly httpInFlight: Gauge;
   private readonly inFlightSources = new Set<() => number>();
+  /** Open client connections, summed over the connection sources (read at scrape time). */
+  readonly httpConnections: Gauge;
+  private readonly connectionSources = new Set<() => number>();
+  private readonly httpConnectionsDropped: Counter;
   private readonly role: Gauge<'role'>;
   private readonly term: Gauge;
   private readonly commitIndex: Gauge;
@@ -74,16 +99,22 @@ export class AtlasMetrics implements NodeMetrics {
       LATENCY_BUCKETS,
       this.registry,
     );
-    const inFlightSources = this.inFlightSources;
-    this.httpInFlight = new Gauge({
-      name: 'atlas_http_requests_in_flight',
-      help: 'HTTP requests being served',
+    this.httpInFlight = summedGauge(
+      'atlas_http_requests_in_flight',
+      'HTTP requests being served',
+      this.inFlightSources,
+      this.registry,
+    );
+    this.httpConnections = summedGauge(
+      'atlas_http_open_connections',
+      'client HTTP connections open',
+      this.connectionSources,
+      this.registry,
+    );
+    this.httpConnectionsDropped = new Counter({
+      name: 'atlas_http_connections_dropped_total',
+      help: 'client connections closed at once because max-client-connections were open',
       registers,
-      collect() {
-        let n = 0;
-        for (const source of inFlightSources) n += source();
-        this.set(n);
-      },
     });
     this.role = new Gauge({
       name: 'atlas_raft_role',
@@ -149,10 +180,17 @@ export class AtlasMetrics implements NodeMetrics {
    * the returned function removes it.
    */
   countInFlight(source: () => number): () => void {
-    this.inFlightSources.add(source);
-    return () => {
-      this.inFlightSources.delete(source);
-    };
+    return addSource(this.inFlightSources, source);
+  }
+
+  /** Adds a count of open client connections to atlas_http_open_connections; the function removes it. */
+  countConnections(source: () => number): () => void {
+    return addSource(this.connectionSources, source);
+  }
+
+  /** A client connection was refused at the connection limit. */
+  connectionDropped(): void {
+    this.httpConnectionsDropped.inc();
   }
 
   /** Sets the Raft gauges from a status snapshot (called at scrape time). */

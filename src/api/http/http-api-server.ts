@@ -4,7 +4,7 @@
  * headers, bodies and time, and closes gracefully: stop accepting, finish what is in flight.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { KvService } from '../../node/kv-service.js';
 import type { HostPort } from '../../transport/address.js';
 import {
@@ -68,6 +68,15 @@ function routes(server: HttpApiServer): Route<Handler>[] {
 
 /** How often the deadline sweep runs: a tenth of the grace the API deadline adds to the node's own. */
 const DEADLINE_SWEEP_MS = REQUEST_DEADLINE_GRACE_MS / 10;
+/**
+ * Listen backlog bounds: as many pending connections as the server may hold open (so a burst of
+ * clients connecting at once is not left to SYN retransmits, a second or more each), at least
+ * Node's default; the kernel caps it further at net.core.somaxconn.
+ */
+const MIN_LISTEN_BACKLOG = 511;
+const MAX_LISTEN_BACKLOG = 65_535;
+/** Connections refused at max-client-connections are logged at most this often (with their count). */
+const DROP_LOG_EVERY_MS = 10_000;
 
 export class HttpApiServer implements RequestOwner {
   readonly limits: HttpApiLimits;
@@ -76,7 +85,11 @@ export class HttpApiServer implements RequestOwner {
   private readonly logger: ApiLogger;
   private readonly requests = new InFlightRequests<ApiContext>(DEADLINE_SWEEP_MS);
   private readonly stopCountingInFlight: () => void;
+  private readonly stopCountingConnections: () => void;
   private closing: Promise<void> | undefined;
+  private openConnections = 0;
+  private droppedSinceLog = 0;
+  private lastDropLogMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: HttpApiServerOptions) {
     this.limits = { ...DEFAULT_HTTP_API_LIMITS, ...options.limits };
@@ -90,6 +103,7 @@ export class HttpApiServer implements RequestOwner {
     this.logger = options.logger ?? silentLogger;
     this.router = new Router(routes(this));
     this.stopCountingInFlight = options.metrics?.countInFlight(() => this.requests.size) ?? (() => {});
+    this.stopCountingConnections = options.metrics?.countConnections(() => this.openConnections) ?? (() => {});
     this.server = createServer(
       {
         // A key may be percent-encoded (3 characters per byte) in the request line.
@@ -101,6 +115,14 @@ export class HttpApiServer implements RequestOwner {
       (req, res) => this.handle(req, res),
     );
     this.server.maxConnections = this.limits.maxConnections;
+    this.server.on('connection', (socket: Socket) => {
+      this.openConnections++;
+      socket.once('close', () => {
+        this.openConnections--;
+      });
+    });
+    // Past maxConnections node closes a new connection at once: count it and say so in the log.
+    this.server.on('drop', () => this.connectionDropped());
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
       // Malformed HTTP (bad request line, oversize headers): answer 400/431 if the socket still can.
       if (!socket.writable) return socket.destroy();
@@ -119,7 +141,8 @@ export class HttpApiServer implements RequestOwner {
   async listen(address: HostPort): Promise<HostPort> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(address.port, address.host, () => {
+      const backlog = Math.min(Math.max(this.limits.maxConnections, MIN_LISTEN_BACKLOG), MAX_LISTEN_BACKLOG);
+      this.server.listen(address.port, address.host, backlog, () => {
         this.server.off('error', reject);
         resolve();
       });
@@ -146,6 +169,24 @@ export class HttpApiServer implements RequestOwner {
     return this.closing !== undefined;
   }
 
+  /** Client connections open now. */
+  get connectionsOpen(): number {
+    return this.openConnections;
+  }
+
+  private connectionDropped(): void {
+    this.options.metrics?.connectionDropped();
+    this.droppedSinceLog++;
+    const now = performance.now();
+    if (now - this.lastDropLogMs < DROP_LOG_EVERY_MS) return;
+    this.logger.warn(
+      { dropped: this.droppedSinceLog, maxConnections: this.limits.maxConnections },
+      'client connections refused: max-client-connections are open',
+    );
+    this.droppedSinceLog = 0;
+    this.lastDropLogMs = now;
+  }
+
   /**
    * Graceful close: stops accepting connections, answers requests in flight (with Connection: close),
    * closes idle keep-alive connections, and after the grace period cuts whatever is left.
@@ -170,6 +211,7 @@ export class HttpApiServer implements RequestOwner {
           clearTimeout(timer);
           this.requests.stop();
           this.stopCountingInFlight();
+          this.stopCountingConnections();
           resolve();
         });
     });
