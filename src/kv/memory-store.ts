@@ -51,6 +51,14 @@ interface MemoryImage {
   revision: number;
 }
 
+/** A deferred batch: its state image once visible, and how to settle its promise. */
+interface PendingBatch {
+  image: MemoryImage;
+  committed: boolean;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /** A staged write of the batch being applied: the new record, or null for a deletion. */
 interface StagedWrite {
   /** The key's latin1 string (the index key). */
@@ -133,8 +141,12 @@ export class MemoryStore implements StateStore {
   private importing = false;
   private closed = false;
   private readonly scheduleCommit: (commit: () => void) => void;
-  /** The applyDeferred not yet committed. */
-  private pendingApply: Promise<TxnResult[]> | null = null;
+  /** Deferred batches not yet visible, in call order. */
+  private landing: PendingBatch[] = [];
+  /** The state after every pending batch (null when none is pending). */
+  private tip: MemoryImage | null = null;
+  /** The promise of the newest deferred batch. */
+  private lastLanded: Promise<TxnResult[]> | null = null;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.limits = resolveStoreLimits(options.limits);
@@ -150,44 +162,67 @@ export class MemoryStore implements StateStore {
 
   apply(batch: ApplyBatch): TxnResult[] {
     this.checkApply('apply', batch);
+    if (this.landing.length > 0)
+      throw new StoreInvariantError('apply called while deferred batches are still pending');
     return this.commitBatch(batch);
   }
 
-  /** The state stays as it was until the scheduled commit; then the batch lands whole. */
+  /**
+   * Like LmdbStore: the results are computed now, against the state after every earlier pending
+   * batch, and reported through `computed` before returning; the batch becomes visible at its
+   * scheduled commit, in call order (a commit scheduled earlier waits for the ones before it).
+   */
   applyDeferred(batch: ApplyBatch, computed?: (results: TxnResult[]) => void): Promise<TxnResult[]> {
     this.checkApply('applyDeferred', batch);
-    const pending = new Promise<TxnResult[]>((resolve, reject) => {
+    const visible = this.captureImage();
+    if (this.tip !== null) this.adopt(this.tip);
+    let results: TxnResult[];
+    try {
+      results = this.commitBatch(batch);
+    } catch (e) {
+      this.adopt(visible);
+      throw e;
+    }
+    const after = this.captureImage();
+    this.adopt(visible);
+    this.tip = after;
+    const landed = new Promise<TxnResult[]>((resolve, reject) => {
+      const batchCommit: PendingBatch = {
+        image: after,
+        committed: false,
+        resolve: () => resolve(results),
+        reject,
+      };
+      this.landing.push(batchCommit);
       this.scheduleCommit(() => {
-        this.pendingApply = null;
-        let results: TxnResult[];
-        try {
-          this.assertOpen('applyDeferred');
-          results = this.commitBatch(batch);
-        } catch (e) {
-          reject(e);
-          return;
-        }
-        // Results and visibility come together here (LmdbStore may report results earlier).
-        try {
-          computed?.(results);
-        } catch (e) {
-          reject(e);
-          return;
-        }
-        resolve(results);
+        batchCommit.committed = true;
+        this.landCommitted();
       });
     });
-    this.pendingApply = pending;
-    return pending;
+    this.lastLanded = landed;
+    computed?.(results);
+    return landed;
+  }
+
+  /** Makes the committed batches at the front of `landing` visible, in order. */
+  private landCommitted(): void {
+    while (this.landing.length > 0 && this.landing[0]!.committed) {
+      const next = this.landing.shift()!;
+      if (this.closed) {
+        next.reject(new StoreClosedError('applyDeferred'));
+        continue;
+      }
+      this.adopt(next.image);
+      if (this.landing.length === 0) this.tip = null;
+      next.resolve();
+    }
   }
 
   private checkApply(what: string, batch: ApplyBatch): void {
     this.assertOpen(what);
     if (this.importing)
       throw new StoreInvariantError(`${what} called while a snapshot import is in progress`);
-    if (this.pendingApply !== null)
-      throw new StoreInvariantError(`${what} called while a deferred apply is still pending`);
-    checkApplyBatch(batch, this.limits, this.applied);
+    checkApplyBatch(batch, this.limits, this.tip?.appliedIndex ?? this.applied);
   }
 
   private commitBatch(batch: ApplyBatch): TxnResult[] {
@@ -290,7 +325,7 @@ export class MemoryStore implements StateStore {
 
   async sync(): Promise<void> {
     this.assertOpen('sync');
-    if (this.pendingApply !== null) await this.pendingApply.then(noop, noop);
+    while (this.landing.length > 0 && this.lastLanded !== null) await this.lastLanded.then(noop, noop);
     this.assertOpen('sync');
     this.durable = this.captureImage();
   }
@@ -319,8 +354,8 @@ export class MemoryStore implements StateStore {
     this.assertOpen('importSnapshot');
     if (this.importing)
       throw new StoreInvariantError('importSnapshot called while another import is in progress');
-    if (this.pendingApply !== null)
-      throw new StoreInvariantError('importSnapshot called while a deferred apply is still pending');
+    if (this.landing.length > 0)
+      throw new StoreInvariantError('importSnapshot called while deferred batches are still pending');
     this.importing = true;
     try {
       const reader = new SnapshotChunkReader(this.limits);

@@ -261,6 +261,12 @@ export class SnapshotReceiver {
   private expected = 0;
   /** The stream is complete and its 'snapshot' message was stepped into raft. */
   private completed: SnapshotRequest | null = null;
+  /**
+   * The last stream received whole (kept across reset()): a chunk of it sent again, because its
+   * final ack was lost, is acknowledged again, or the sender would retransmit it forever and the
+   * leader never learn that this follower has the snapshot.
+   */
+  private finished: { stream: string; leader: NodeId; lastSeq: number } | null = null;
 
   constructor(
     readonly group: number,
@@ -269,6 +275,11 @@ export class SnapshotReceiver {
   ) {}
 
   onChunk(m: SnapshotChunkMessage): ReceiveOutcome {
+    const f = this.finished;
+    if (f !== null && m.stream === f.stream && m.stream !== this.stream) {
+      if (m.from !== f.leader || m.seq > f.lastSeq) return { kind: 'ignore' };
+      return { kind: 'ack', ack: this.ack(m.from, m.stream, f.lastSeq, true) };
+    }
     if (m.stream !== this.stream) {
       // A new stream replaces the staged one. A chunk far from its start belongs to a stream we lost
       // (restart): ignored; the sender gives it up and raft retries with a new one.
@@ -319,6 +330,7 @@ export class SnapshotReceiver {
       return { kind: 'ack', ack: this.ack(m.from, stream, -1, false) };
     }
     this.completed = m.done;
+    this.finished = { stream: m.stream, leader: m.from, lastSeq: m.seq };
     this.ahead.clear();
     return { kind: 'complete', ack, request: m.done };
   }

@@ -119,11 +119,24 @@ describe('snapshot streaming', () => {
 
   it('backs off its retransmits while the receiver is silent (x1, x2, x4, x8, x8 ...) and then gives up', async () => {
     const store = await sourceStore();
-    const limits = { ...DEFAULT_SNAPSHOT_LIMITS, window: 2, maxMessageBytes: 100, retransmitMs: 10, maxRetransmits: 6 };
+    const limits = {
+      ...DEFAULT_SNAPSHOT_LIMITS,
+      window: 2,
+      maxMessageBytes: 100,
+      retransmitMs: 10,
+      maxRetransmits: 6,
+    };
     let now = 0;
     const sends: number[] = [];
     let finished: boolean | null = null;
-    const request: SnapshotRequest = { type: 'snapshot', group: 0, from: 'a', to: 'c', term: 2, snapshot: meta };
+    const request: SnapshotRequest = {
+      type: 'snapshot',
+      group: 0,
+      from: 'a',
+      to: 'c',
+      term: 2,
+      snapshot: meta,
+    };
     const host: SnapshotSenderHost = {
       now: () => now,
       send: () => sends.push(now),
@@ -133,7 +146,16 @@ describe('snapshot streaming', () => {
       track: (p) => p,
       failed: (e) => assert.fail(e),
     };
-    const sender = new SnapshotSender(0, 'a', 'c', 's1', request, store.exportSnapshot(encodeSnapshotMeta(meta)), limits, host);
+    const sender = new SnapshotSender(
+      0,
+      'a',
+      'c',
+      's1',
+      request,
+      store.exportSnapshot(encodeSnapshotMeta(meta)),
+      limits,
+      host,
+    );
     sender.pump();
     while (sends.length < 2) await new Promise<void>((r) => setImmediate(r)); // the export's first chunk
     const rounds: number[] = [];
@@ -148,7 +170,7 @@ describe('snapshot streaming', () => {
     assert.equal(now, 391, 'the round after the last retransmit waited 80 ms too');
   });
 
-  it('does not count the wait for its own export as the receiver\'s silence', async () => {
+  it("does not count the wait for its own export as the receiver's silence", async () => {
     const limits = { ...DEFAULT_SNAPSHOT_LIMITS, retransmitMs: 10, maxRetransmits: 2 };
     let now = 0;
     let finished: boolean | null = null;
@@ -160,7 +182,14 @@ describe('snapshot streaming', () => {
       await exportGate; // a store export that takes "long" to produce its first chunk
       yield Buffer.from('chunk');
     }
-    const request: SnapshotRequest = { type: 'snapshot', group: 0, from: 'a', to: 'c', term: 2, snapshot: meta };
+    const request: SnapshotRequest = {
+      type: 'snapshot',
+      group: 0,
+      from: 'a',
+      to: 'c',
+      term: 2,
+      snapshot: meta,
+    };
     const sent: SnapshotChunkMessage[] = [];
     const sender = new SnapshotSender(0, 'a', 'c', 's2', request, slowExport(), limits, {
       now: () => now,
@@ -184,7 +213,8 @@ describe('snapshot streaming', () => {
   it('feeds staged chunks to the import one per event-loop turn', async () => {
     const order: string[] = [];
     setImmediate(() => order.push('other work'));
-    for await (const chunk of stagedChunks([Buffer.from('1'), Buffer.from('2')])) order.push(chunk.toString());
+    for await (const chunk of stagedChunks([Buffer.from('1'), Buffer.from('2')]))
+      order.push(chunk.toString());
     assert.deepEqual(order, ['other work', '1', '2']);
     const turns: string[] = [];
     const feed = stagedChunks([Buffer.from('a'), Buffer.from('b')])[Symbol.asyncIterator]();
@@ -192,6 +222,43 @@ describe('snapshot streaming', () => {
     setImmediate(() => turns.push('between'));
     turns.push((await feed.next()).value?.toString() ?? '');
     assert.deepEqual(turns, ['between', 'b'], 'a timer or socket callback runs between two chunks');
+  });
+
+  it('acknowledges again a chunk of a stream it already installed (its final ack was lost)', () => {
+    const receiver = new SnapshotReceiver(0, 'c', DEFAULT_SNAPSHOT_LIMITS);
+    const data = Buffer.from('abc');
+    const base = {
+      kind: 'snapshotChunk',
+      group: 0,
+      from: 'a',
+      to: 'c',
+      stream: 's9',
+      data,
+      crc: 0x364b3fb7,
+    } as const;
+    const request: SnapshotRequest = {
+      type: 'snapshot',
+      group: 0,
+      from: 'a',
+      to: 'c',
+      term: 2,
+      snapshot: meta,
+    };
+    const chunks: SnapshotChunkMessage[] = [];
+    for (let seq = 0; seq < 6; seq++) chunks.push({ ...base, seq, ...(seq === 5 ? { done: request } : {}) });
+    let last: ReturnType<SnapshotReceiver['onChunk']> = { kind: 'ignore' };
+    for (const c of chunks) last = receiver.onChunk(c);
+    assert.equal(last.kind, 'complete');
+    receiver.reset(); // installed: the staging is dropped
+    // The leader never saw the final ack and sends the tail again: acknowledged as done, not ignored.
+    for (const seq of [4, 5]) {
+      const out = receiver.onChunk(chunks[seq]!);
+      assert.equal(out.kind, 'ack');
+      assert.ok(out.kind === 'ack' && out.ack.ok && out.ack.seq === 5, JSON.stringify(out));
+    }
+    // Another sender's chunk of that stream id, or one past its end, is not.
+    assert.equal(receiver.onChunk({ ...chunks[4]!, from: 'b' }).kind, 'ignore');
+    assert.equal(receiver.onChunk({ ...chunks[4]!, seq: 9 }).kind, 'ignore');
   });
 
   it('drops a corrupt chunk (CRC32C) so the sender retransmits it', () => {
