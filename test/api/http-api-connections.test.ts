@@ -62,6 +62,39 @@ describe('HTTP API: client connections', () => {
   });
 });
 
+describe('HTTP API: pipelined requests', () => {
+  it('answers requests pipelined on one connection, in order, each once', async () => {
+    const t = await startServer();
+    try {
+      const release = t.service.hold(); // the first read waits in the node while the others are parsed
+      const socket = await open(t.port);
+      const got: Buffer[] = [];
+      const answers = new Promise<string>((resolve, reject) => {
+        socket.on('data', (c: Buffer) => {
+          got.push(c);
+          const text = Buffer.concat(got).toString('latin1');
+          if ((text.match(/HTTP\/1\.1 /g) ?? []).length === 3 && text.endsWith('}')) resolve(text);
+        });
+        socket.once('error', reject);
+      });
+      socket.write(
+        'GET /kv/a HTTP/1.1\r\nhost: x\r\n\r\n' +
+          'GET /health HTTP/1.1\r\nhost: x\r\n\r\n' +
+          'GET /nope HTTP/1.1\r\nhost: x\r\n\r\n',
+      );
+      while (t.server.requestsInFlight < 1) await new Promise((r) => setTimeout(r, 5));
+      release();
+      const text = await answers;
+      const statuses = [...text.matchAll(/HTTP\/1\.1 ([0-9]{3}) /g)].map((m) => m[1]);
+      assert.deepEqual(statuses, ['404', '200', '404']);
+      assert.match(text, /key_not_found[\s\S]*"role"[\s\S]*not_found/);
+      socket.destroy();
+    } finally {
+      await t.server.close(0);
+    }
+  });
+});
+
 describe('open-file limit check', () => {
   const LIMITS = [
     'Limit                     Soft Limit           Hard Limit           Units     ',

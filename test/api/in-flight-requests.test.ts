@@ -20,7 +20,7 @@ describe('InFlightRequests', () => {
     const early = new FakeRequest(10, requests);
     const late = new FakeRequest(50, requests);
     const none = new FakeRequest(0, requests);
-    for (const r of [early, late, none]) requests.add(r);
+    for (const r of [early, late, none]) requests.tryAdd(r);
     requests.sweep(20);
     assert.deepEqual([early.expired, late.expired, none.expired], [1, 0, 0]);
     assert.equal(requests.size, 2);
@@ -33,7 +33,7 @@ describe('InFlightRequests', () => {
     const requests = new InFlightRequests<FakeRequest>(100);
     await requests.whenIdle();
     const r = new FakeRequest(0, requests);
-    requests.add(r);
+    requests.tryAdd(r);
     let idle = false;
     const waiting = requests.whenIdle().then(() => {
       idle = true;
@@ -49,7 +49,7 @@ describe('InFlightRequests', () => {
   it('sweeps on its timer once started', async () => {
     const requests = new InFlightRequests<FakeRequest>(5);
     const r = new FakeRequest(performance.now(), requests);
-    requests.add(r);
+    requests.tryAdd(r);
     requests.start();
     // The sweep timer is unref'd (it never keeps a process alive): hold the loop open meanwhile.
     const keepAlive = setTimeout(() => {}, 60_000);

@@ -69,6 +69,8 @@ export class ApiContext {
    * call into the node is awaited. One sweep timer per server checks it (InFlightRequests).
    */
   deadlineAt = 0;
+  /** False when the server could not track the request (too many in flight): it is only refused. */
+  tracked = true;
   private deadlineIsWrite = false;
   private done = false;
 

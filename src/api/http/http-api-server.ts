@@ -25,7 +25,7 @@ import {
   removeMember,
   transferLeader,
 } from './cluster-routes.js';
-import { InFlightRequests } from './in-flight-requests.js';
+import { InFlightRequests, MAX_TRACKED_REQUESTS } from './in-flight-requests.js';
 import { deleteKey, getKey, postBatch, postTxn, putKey, rangeKeys } from './kv-routes.js';
 import { type Route, Router } from './router.js';
 
@@ -234,7 +234,16 @@ export class HttpApiServer implements RequestOwner {
    */
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const ctx = new ApiContext(req, res, this.options.service, this.limits, this, performance.now());
-    this.requests.add(ctx);
+    if (!this.requests.tryAdd(ctx)) {
+      ctx.tracked = false;
+      this.sendError(
+        ctx,
+        new ApiError(503, 'overloaded', `more than ${MAX_TRACKED_REQUESTS} requests in flight`, {}, {
+          'retry-after': '1',
+        }),
+      );
+      return;
+    }
     try {
       const url = req.url ?? '/';
       if (url.charCodeAt(0) !== 47 /* / */) {
@@ -258,6 +267,7 @@ export class HttpApiServer implements RequestOwner {
     if (metrics) {
       metrics.observeHttpRequest(ctx.route, ctx.req.method ?? 'GET', status, (performance.now() - ctx.startedMs) / 1000);
     }
+    if (!ctx.tracked) return;
     const res = ctx.res;
     if (this.closing !== undefined && !res.closed) {
       // Shutting down: the request counts as in flight until its answer is flushed, so the idle

@@ -15,7 +15,10 @@ export interface DeadlineBound {
   expire(): void;
 }
 
-/** Requests tracked at most: the server's connection limit bounds them far below (one per connection). */
+/**
+ * Requests tracked at most. Connections are limited, but HTTP/1.1 pipelining lets one connection
+ * have many requests in flight, so the server refuses a request past this with 503 overloaded.
+ */
 export const MAX_TRACKED_REQUESTS = 1_000_000;
 
 export class InFlightRequests<R extends DeadlineBound> {
@@ -33,11 +36,11 @@ export class InFlightRequests<R extends DeadlineBound> {
     return this.active.size;
   }
 
-  add(request: R): void {
-    if (this.active.size >= MAX_TRACKED_REQUESTS) {
-      throw new Error(`InFlightRequests: more than ${MAX_TRACKED_REQUESTS} requests in flight`);
-    }
+  /** Tracks a request; false (nothing tracked) when MAX_TRACKED_REQUESTS are in flight already. */
+  tryAdd(request: R): boolean {
+    if (this.active.size >= MAX_TRACKED_REQUESTS) return false;
     this.active.add(request);
+    return true;
   }
 
   /** The request is done; it must have been added (a double removal is a bug and throws). */
