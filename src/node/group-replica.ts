@@ -558,6 +558,11 @@ export class GroupReplica {
     this.compacting = false;
   }
 
+  /** A queued compaction point is still worth a marker: no snapshot at or past it was installed since. */
+  compactionCurrent(meta: SnapshotMeta): boolean {
+    return !this.installing && meta.index > this.snapshotIndex && meta.index <= this.applied;
+  }
+
   /** Stops: every waiting request is answered (never left hanging). */
   stop(reason: NodeError): void {
     if (this.stopped) return;
@@ -1368,6 +1373,10 @@ export class GroupReplica {
     this.host.track(this.store.sync()).then(
       () => {
         if (this.stopped) return;
+        if (!this.compactionCurrent(meta)) {
+          this.compacting = false; // a snapshot was installed while the store synced: it supersedes this
+          return;
+        }
         this.host.queueCompaction(this.group, meta);
         this.host.schedule();
       },

@@ -396,6 +396,14 @@ export class RaftNode implements KvService, ReplicaHost {
       this.flushOutbox();
       return;
     }
+    for (const [group, meta] of this.compactions) {
+      // Superseded by a snapshot installed after the store sync that queued it.
+      const replica = this.replica(group);
+      if (!replica.compactionCurrent(meta)) {
+        this.compactions.delete(group);
+        replica.compactionAbandoned();
+      }
+    }
     const markers = this.compactions.size === 0 ? NO_MARKERS : new Map(this.compactions);
     this.compactions.clear();
     this.persisting = true;
