@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientSession, KvService } from '../../node/kv-service.js';
 import { ApiError, invalidRequest } from './api-error.js';
 import { readBody } from './request-body.js';
+import type { ResponseBatch } from './response-batch.js';
 import { HEADER_CLIENT_ID, HEADER_SEQ } from './wire.js';
 import { QueryParams } from './wire-codec.js';
 
@@ -51,6 +52,8 @@ export interface RequestOwner {
   answered(ctx: ApiContext, status: number): void;
   /** The request's deadline passed before it was answered: answer it with this error. */
   expired(ctx: ApiContext, error: ApiError): void;
+  /** Where answers are finished, together, at the end of the event-loop turn. */
+  readonly responses: ResponseBatch;
 }
 
 /**
@@ -168,7 +171,8 @@ export class ApiContext {
   /**
    * Answers once: status, content type, body (a string is UTF-8 text) and extra headers as flat
    * name/value pairs (`['x-atlas-more', 'true']`); `closeConnection` adds `Connection: close`, as
-   * does a closing server. Later calls do nothing.
+   * does a closing server. Later calls do nothing. The headers are set now; the body goes out with
+   * the other answers of this event-loop turn (ResponseBatch).
    */
   send(
     status: number,
@@ -189,12 +193,8 @@ export class ApiContext {
     res.writeHead(status, list);
     this.done = true;
     this.deadlineAt = 0;
-    try {
-      if (isText) res.end(body, 'utf8');
-      else res.end(body);
-    } finally {
-      this.owner.answered(this, status);
-    }
+    this.owner.responses.end(res, body);
+    this.owner.answered(this, status);
   }
 
   /** Cuts the response (its headers went out, so no error status can follow) and counts it answered. */

@@ -26,6 +26,7 @@ import {
   transferLeader,
 } from './cluster-routes.js';
 import { InFlightRequests, MAX_TRACKED_REQUESTS } from './in-flight-requests.js';
+import { ResponseBatch } from './response-batch.js';
 import { deleteKey, getKey, postBatch, postTxn, putKey, rangeKeys } from './kv-routes.js';
 import { type Route, Router } from './router.js';
 
@@ -84,6 +85,7 @@ export class HttpApiServer implements RequestOwner {
   private readonly router: Router<Handler>;
   private readonly logger: ApiLogger;
   private readonly requests = new InFlightRequests<ApiContext>(DEADLINE_SWEEP_MS);
+  readonly responses: ResponseBatch;
   private readonly stopCountingInFlight: () => void;
   private readonly stopCountingConnections: () => void;
   private closing: Promise<void> | undefined;
@@ -101,6 +103,7 @@ export class HttpApiServer implements RequestOwner {
       throw new Error('HttpApiServer: maxValueSize cannot exceed maxRequestSize');
     }
     this.logger = options.logger ?? silentLogger;
+    this.responses = new ResponseBatch(this.logger);
     this.router = new Router(routes(this));
     this.stopCountingInFlight = options.metrics?.countInFlight(() => this.requests.size) ?? (() => {});
     this.stopCountingConnections = options.metrics?.countConnections(() => this.openConnections) ?? (() => {});
@@ -193,6 +196,8 @@ export class HttpApiServer implements RequestOwner {
    */
   close(graceMs = this.options.shutdownGraceMs ?? 10_000): Promise<void> {
     if (this.closing) return this.closing;
+    // Answers given before the close began go out now, without the Connection: close of later ones.
+    this.responses.flush();
     this.closing = new Promise<void>((resolve) => {
       const closed = new Promise<void>((done) => this.server.close(() => done()));
       this.server.closeIdleConnections();

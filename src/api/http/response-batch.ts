@@ -1,0 +1,64 @@
+/**
+ * Answers whose headers are set are finished (res.end) together, once per event-loop turn, in the
+ * check phase right after the poll phase that read their requests, instead of each inside the
+ * socket callback that parsed it.
+ *
+ * Why: a read served at once from the local store (serializable) was written back from within
+ * the read callback of its own socket, one request at a time; measured on the 2-core development
+ * machine at 64 connections (3-node cluster, load average 9-10), finishing the answers of a turn
+ * together cut the leader's CPU per serializable read from 93-119 to 58-69 µs (4 paired runs)
+ * and raised throughput from 3.4-5.2k to 7.1-8.3k req/s. The wait is at most the rest of the
+ * current turn (no timer: setImmediate).
+ *
+ * Bounded: the queue holds at most the answers produced in one turn, which are at most the
+ * requests in flight (InFlightRequests caps those).
+ */
+import type { ServerResponse } from 'node:http';
+
+export interface ResponseBatchLogger {
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+export class ResponseBatch {
+  /** Flat triples: response, body, whether the body is UTF-8 text. */
+  private readonly pending: Array<ServerResponse | Buffer | string | boolean> = [];
+  private scheduled = false;
+  private readonly flushNow = () => this.flush();
+
+  constructor(private readonly logger: ResponseBatchLogger) {}
+
+  /** Answers waiting for the flush. */
+  get size(): number {
+    return this.pending.length / 3;
+  }
+
+  /** Ends `res` with `body` at the end of this turn (its status and headers must be set already). */
+  end(res: ServerResponse, body: Buffer | string): void {
+    this.pending.push(res, body, typeof body === 'string');
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushNow);
+    }
+  }
+
+  /** Ends every waiting answer now, in the order they were given. */
+  flush(): void {
+    this.scheduled = false;
+    const pending = this.pending;
+    for (let i = 0; i < pending.length; i += 3) {
+      const res = pending[i] as ServerResponse;
+      try {
+        if (pending[i + 2] === true) res.end(pending[i + 1] as string, 'utf8');
+        else res.end(pending[i + 1] as Buffer);
+      } catch (error) {
+        // One broken response must not keep the others from going out.
+        this.logger.error(
+          { err: error instanceof Error ? error.message : String(error) },
+          'could not finish an HTTP answer; closing its connection',
+        );
+        res.destroy();
+      }
+    }
+    pending.length = 0;
+  }
+}
