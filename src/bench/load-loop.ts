@@ -62,6 +62,10 @@ function errorKind(e: unknown): string {
   return 'unknown';
 }
 
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function sleepUntil(epochMs: number): Promise<void> {
   const wait = epochMs - Date.now();
   return wait > 0 ? new Promise((r) => setTimeout(r, wait)) : Promise.resolve();
@@ -123,6 +127,10 @@ export async function runLoops(plan: LoopPlan): Promise<LoopResult> {
       if (intervalMs > 0) {
         await sleepUntil(scheduled);
       } else {
+        // The next request goes out in the check phase, with the others whose answers arrived in
+        // this turn, not from inside the answer's socket callback: about 10% less generator CPU
+        // per request against a trivial server (42 -> 38 µs), so more CPU for the servers measured.
+        await nextTurn();
         scheduled = Date.now();
       }
       if (scheduled >= measureUntil) return;
