@@ -211,12 +211,18 @@ async function load(leaderUrl: string, args: Args): Promise<Omit<LoadResult, 'ap
   return { keys: args.keys, requests: batches, retries, seconds, keysPerSec: args.keys / seconds };
 }
 
+/** The member that leads now (leadership may move between phases on a loaded machine). */
+async function currentLeader(members: Member[]): Promise<Member> {
+  const url = await atlasLeader(members, READY_DEADLINE_MS);
+  return members.find((m) => m.clientUrl === url) as Member;
+}
+
 /** Waits until every member's applied index reaches the leader's commit index (read after). */
-async function waitAllApplied(members: Member[], leader: Member): Promise<void> {
+async function waitAllApplied(members: Member[]): Promise<void> {
   const deadline = performance.now() + PHASE_DEADLINE_MS;
   while (performance.now() < deadline) {
     for (const m of members) assertRunning(m);
-    const commit = (await health(leader)).commitIndex;
+    const commit = (await health(await currentLeader(members))).commitIndex;
     const applied = await Promise.all(members.map(async (m) => (await health(m)).lastApplied));
     if (applied.every((a) => a >= commit)) return;
     await sleep(200);
@@ -229,6 +235,8 @@ async function waitAllApplied(members: Member[], leader: Member): Promise<void> 
 
 interface MemoryFigures {
   node: string;
+  /** Its raft role when sampled. */
+  role: string;
   pid: number;
   rssMiB: number;
   rssAnonMiB: number;
@@ -309,8 +317,13 @@ async function memoryOf(m: Member, dataDir: string): Promise<MemoryFigures> {
     'atlas_nodejs_external_memory_bytes',
   ]);
   const s = procStatus(pid);
+  const role = await health(m).then(
+    (h) => h.role,
+    () => 'unknown',
+  );
   return {
     node: m.name,
+    role,
     pid,
     rssMiB: MiB(s.get('VmRSS')),
     rssAnonMiB: MiB(s.get('RssAnon')),
@@ -337,12 +350,8 @@ interface RestartResult {
   memoryAfter: MemoryFigures;
 }
 
-async function restartFollower(
-  members: Member[],
-  specs: AtlasNodeSpec[],
-  leader: Member,
-  args: Args,
-): Promise<RestartResult> {
+async function restartFollower(members: Member[], specs: AtlasNodeSpec[], args: Args): Promise<RestartResult> {
+  const leader = await currentLeader(members);
   const index = members.findIndex((m) => m !== leader);
   const victim = members[index] as Member;
   const spec = specs[index] as AtlasNodeSpec;
@@ -397,17 +406,27 @@ interface JoinResult {
   snapshotInstalledSeconds: number;
   /** Process start to the leader listing it as a voter. */
   voterSeconds: number;
-  /** The leader's snapshot events during the join (streams started, done, failed; compactions). */
-  leaderSnapshotEvents: Record<string, number>;
+  /** Snapshot events of the founding members during the join (streams started, done, failed; compactions). */
+  foundersSnapshotEvents: Record<string, number>;
   appliedIndex: number;
   memoryAfter: MemoryFigures;
   leaderMemoryAfter: MemoryFigures;
 }
 
-async function joinFourth(root: string, members: Member[], leader: Member, args: Args): Promise<JoinResult> {
+/** Snapshot events summed over `members` (whichever of them leads sends the streams). */
+async function clusterSnapshotEvents(members: Member[]): Promise<Record<string, number>> {
+  const sum: Record<string, number> = {};
+  for (const m of members) {
+    for (const [event, n] of Object.entries(await snapshotEvents(m))) sum[event] = (sum[event] ?? 0) + n;
+  }
+  return sum;
+}
+
+async function joinFourth(root: string, members: Member[], args: Args): Promise<JoinResult> {
+  const founders = [...members];
   const [clientPort, peerPort] = (await freePorts(2)) as [number, number];
   const name = `n${CLUSTER_SIZE + 1}`;
-  const eventsBefore = await snapshotEvents(leader);
+  const eventsBefore = await clusterSnapshotEvents(founders);
   say(`join: starting ${name} with --join`);
   const started = performance.now();
   const joiner = spawnAtlasNode({
@@ -431,8 +450,10 @@ async function joinFourth(root: string, members: Member[], leader: Member, args:
   while (performance.now() < deadline && (caughtUpSeconds < 0 || voterSeconds < 0)) {
     assertRunning(joiner);
     try {
-      const leaderHealth = await health(leader);
       const own = await health(joiner);
+      // The leader the joiner follows (it may have changed since the load).
+      const leader = founders.find((m) => m.name === own.leader) ?? (await currentLeader(founders));
+      const leaderHealth = await health(leader);
       const now = (performance.now() - started) / 1000;
       if (healthSeconds < 0) healthSeconds = now;
       if (snapshotReceivedSeconds < 0 && ((await snapshotEvents(joiner)).received ?? 0) > 0)
@@ -455,9 +476,10 @@ async function joinFourth(root: string, members: Member[], leader: Member, args:
   }
   if (caughtUpSeconds < 0 || voterSeconds < 0)
     throw new Error(`${name} did not catch up and become a voter within ${PHASE_DEADLINE_MS} ms`);
-  const eventsAfter = await snapshotEvents(leader);
-  const leaderSnapshotEvents: Record<string, number> = {};
-  for (const [event, n] of Object.entries(eventsAfter)) leaderSnapshotEvents[event] = n - (eventsBefore[event] ?? 0);
+  const eventsAfter = await clusterSnapshotEvents(founders);
+  const leader = await currentLeader(founders);
+  const foundersSnapshotEvents: Record<string, number> = {};
+  for (const [event, n] of Object.entries(eventsAfter)) foundersSnapshotEvents[event] = n - (eventsBefore[event] ?? 0);
   return {
     node: name,
     healthSeconds,
@@ -465,7 +487,7 @@ async function joinFourth(root: string, members: Member[], leader: Member, args:
     voterSeconds,
     snapshotReceivedSeconds,
     snapshotInstalledSeconds,
-    leaderSnapshotEvents,
+    foundersSnapshotEvents,
     appliedIndex,
     memoryAfter: await memoryOf(joiner, join(root, name)),
     leaderMemoryAfter: await memoryOf(leader, join(root, leader.name)),
@@ -493,7 +515,7 @@ interface ScaleReport {
 function memoryLine(f: MemoryFigures): string {
   const heap =
     f.heapUsedMiB === null ? '' : `; V8 heap ${f.heapUsedMiB}/${f.heapTotalMiB} MiB, external ${f.externalMiB} MiB`;
-  return `  ${f.node}: RSS ${f.rssMiB} MiB = anon ${f.rssAnonMiB} + file ${f.rssFileMiB} + shmem ${f.rssShmemMiB} (peak ${f.peakRssMiB})${heap}; on disk: store ${f.storeFileMiB} MiB, WAL ${f.walMiB} MiB`;
+  return `  ${f.node} (${f.role}): RSS ${f.rssMiB} MiB = anon ${f.rssAnonMiB} + file ${f.rssFileMiB} + shmem ${f.rssShmemMiB} (peak ${f.peakRssMiB})${heap}; on disk: store ${f.storeFileMiB} MiB, WAL ${f.walMiB} MiB`;
 }
 
 /** A phase's time, or "none" when it did not happen (a join caught up from the log alone). */
@@ -510,9 +532,9 @@ function printReport(r: ScaleReport): void {
     ...(r.memorySettled.length === 0 ? [] : [`after ${r.settleS} s idle:`, ...r.memorySettled.map(memoryLine)]),
     `restart of ${r.restart.node} after kill -9 (target: serving <= 5 s): /health ${r.restart.healthSeconds.toFixed(2)} s, first linearizable read ${r.restart.readSeconds.toFixed(2)} s`,
     memoryLine(r.restart.memoryAfter),
-    `join of ${r.join.node} (target: caught up <= 60 s): /health ${r.join.healthSeconds.toFixed(2)} s, snapshot received ${seconds(r.join.snapshotReceivedSeconds)}, installed ${seconds(r.join.snapshotInstalledSeconds)}, applied = leader's commit (${r.join.appliedIndex}) ${r.join.caughtUpSeconds.toFixed(2)} s, voter ${r.join.voterSeconds.toFixed(2)} s; leader's snapshot events meanwhile ${JSON.stringify(r.join.leaderSnapshotEvents)}`,
+    `join of ${r.join.node} (target: caught up <= 60 s): /health ${r.join.healthSeconds.toFixed(2)} s, snapshot received ${seconds(r.join.snapshotReceivedSeconds)}, installed ${seconds(r.join.snapshotInstalledSeconds)}, applied = leader's commit (${r.join.appliedIndex}) ${r.join.caughtUpSeconds.toFixed(2)} s, voter ${r.join.voterSeconds.toFixed(2)} s; snapshot events meanwhile ${JSON.stringify(r.join.foundersSnapshotEvents)}`,
     memoryLine(r.join.memoryAfter),
-    `${memoryLine(r.join.leaderMemoryAfter)} (leader, after the join)`,
+    `${memoryLine(r.join.leaderMemoryAfter)} (after the join)`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -548,7 +570,7 @@ async function main(): Promise<number> {
     say(`leader ${leader.name}; loading ${args.keys} keys`);
     const loaded = await load(leaderUrl, args);
     const applyStart = performance.now();
-    await waitAllApplied(members, leader);
+    await waitAllApplied(members);
     const loadResult: LoadResult = { ...loaded, applyLagSeconds: (performance.now() - applyStart) / 1000 };
     say(`loaded in ${loaded.seconds.toFixed(1)} s; measuring memory`);
     const memory = await Promise.all(members.map((m) => memoryOf(m, join(root, m.name))));
@@ -562,8 +584,8 @@ async function main(): Promise<number> {
       say(`pausing ${args.pauseS} s: ${members.map((m) => `${m.name} pid ${m.child.pid} ${m.clientUrl}`).join(', ')}`);
       await sleep(args.pauseS * 1000);
     }
-    const restart = await restartFollower(members, specs, leader, args);
-    const joined = await joinFourth(root, members, leader, args);
+    const restart = await restartFollower(members, specs, args);
+    const joined = await joinFourth(root, members, args);
     const report: ScaleReport = {
       started: started.toISOString(),
       commit,
