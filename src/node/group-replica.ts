@@ -493,7 +493,9 @@ export class GroupReplica {
       );
     }
     await this.host.track(this.store.sync());
-    this.receiver.reset();
+    // Only this snapshot's staging: a newer stream may have completed (and been stepped into raft)
+    // while this one was being installed.
+    this.receiver.release(meta);
     if (this.stopped) return;
     this.sessions.load((k) => this.store.getMeta(k));
     this.members.load((k) => this.store.getMeta(k));

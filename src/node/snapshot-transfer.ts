@@ -346,6 +346,12 @@ export class SnapshotReceiver {
     return stagedChunks(this.chunks);
   }
 
+  /** Drops the staging if it holds the completed stream of `meta` (installed now); else keeps it. */
+  release(meta: SnapshotMeta): void {
+    const c = this.completed;
+    if (c !== null && c.snapshot.index === meta.index && c.snapshot.term === meta.term) this.reset();
+  }
+
   get hasCompleted(): boolean {
     return this.completed !== null;
   }

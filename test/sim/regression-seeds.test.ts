@@ -13,6 +13,11 @@ const SEEDS: ReadonlyArray<{ seed: number; nodes: number; bug: string }> = [
     nodes: 5,
     bug: 'a compaction marker queued while the store synced was written after a newer snapshot was installed',
   },
+  {
+    seed: 11347,
+    nodes: 5,
+    bug: 'installing one snapshot dropped the staging of a newer stream that completed meanwhile',
+  },
 ];
 
 for (const { seed, nodes, bug } of SEEDS) {
