@@ -559,7 +559,7 @@ async function main(): Promise<number> {
   let failed = true;
   // Ctrl-C or a kill of the benchmark stops its nodes too (they would otherwise outlive it).
   const interrupted = (signal: NodeJS.Signals): void => {
-    say(`${signal}: stopping the nodes`);
+    say(`${signal}: stopping the nodes; data and logs kept in ${root}`);
     void stopMembers(members, STOP_DEADLINE_MS).finally(() => process.exit(130));
   };
   process.once('SIGINT', interrupted);
