@@ -21,7 +21,7 @@ export interface TxnCommand {
 }
 
 export function encodeCommand(cmd: TxnCommand): Buffer {
-  return packr.pack([
+  const packed = packr.pack([
     FORMAT,
     KIND_TXN,
     cmd.time,
@@ -29,6 +29,11 @@ export function encodeCommand(cmd: TxnCommand): Buffer {
     cmd.session === null ? 0 : cmd.session.seq,
     txnToWire(cmd.txn),
   ]);
+  // msgpackr returns a view into its shared 8 KiB+ encoding buffer; an entry kept in the raft log
+  // would pin that whole slab (bench:scale: leader buffers 2.5x the entries' size). Own copy.
+  const owned = Buffer.allocUnsafeSlow(packed.length);
+  packed.copy(owned);
+  return owned;
 }
 
 /** Decodes an entry's payload; throws an Error naming what is malformed. */
