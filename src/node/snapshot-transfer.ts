@@ -179,8 +179,8 @@ export class SnapshotSender {
 
   onAck(m: SnapshotAckMessage): void {
     if (this.ended || m.stream !== this.stream) return;
-    if (!m.ok) {
-      this.abort(true);
+    if (!m.ok || (m.seq < 0 && this.acked >= 0)) {
+      this.abort(true); // refused, or the receiver lost what it had acknowledged (restarted)
       return;
     }
     if (m.seq <= this.acked) return;
@@ -281,9 +281,11 @@ export class SnapshotReceiver {
       return { kind: 'ack', ack: this.ack(m.from, m.stream, f.lastSeq, true) };
     }
     if (m.stream !== this.stream) {
-      // A new stream replaces the staged one. A chunk far from its start belongs to a stream we lost
-      // (restart): ignored; the sender gives it up and raft retries with a new one.
-      if (m.seq >= this.limits.window) return { kind: 'ignore' };
+      // A new stream replaces the staged one. A chunk far from its start belongs to a stream this
+      // node lost (it restarted mid-stream): refused, so the sender gives it up at once and raft
+      // retries with a new stream (staying silent left the leader retransmitting for its whole
+      // back-off, the follower without a snapshot meanwhile).
+      if (m.seq >= this.limits.window) return { kind: 'ack', ack: this.ack(m.from, m.stream, -1, false) };
       this.reset();
       this.stream = m.stream;
       this.leader = m.from;
@@ -295,6 +297,10 @@ export class SnapshotReceiver {
     if (crc32c(m.data) !== m.crc) return { kind: 'ignore' }; // corrupt: the sender retransmits
     if (m.seq > this.expected) {
       this.ahead.set(m.seq, m); // arrived early (reordered): kept until the gap before it fills
+      // Holding nothing of the stream's start: say so (seq -1, ok). A sender that already had
+      // chunks acknowledged learns that this node lost them (it restarted) and gives the stream up;
+      // one that had not (a reordered start) ignores it.
+      if (this.expected === 0) return { kind: 'ack', ack: this.ack(m.from, m.stream, -1, true) };
       return { kind: 'ignore' };
     }
     let next: SnapshotChunkMessage | undefined = m;

@@ -261,6 +261,52 @@ describe('snapshot streaming', () => {
     assert.equal(receiver.onChunk({ ...chunks[4]!, seq: 9 }).kind, 'ignore');
   });
 
+  it('a sender whose receiver lost acknowledged chunks (restart) gives the stream up at once', async () => {
+    const store = await sourceStore();
+    const wire: SnapshotChunkMessage[] = [];
+    let finished: boolean | null = null;
+    const request: SnapshotRequest = {
+      type: 'snapshot',
+      group: 0,
+      from: 'a',
+      to: 'c',
+      term: 2,
+      snapshot: meta,
+    };
+    const limits = { ...DEFAULT_SNAPSHOT_LIMITS, window: 4, maxMessageBytes: 100 };
+    const sender = new SnapshotSender(
+      0,
+      'a',
+      'c',
+      's1',
+      request,
+      store.exportSnapshot(encodeSnapshotMeta(meta)),
+      limits,
+      {
+        now: () => 0,
+        send: (_to, m) => wire.push(m),
+        finished: (_to, ok) => {
+          finished = ok;
+        },
+        track: (p) => p,
+        failed: (e) => assert.fail(e),
+      },
+    );
+    sender.pump();
+    for (let i = 0; i < 20 && wire.length < 2; i++) await new Promise<void>((r) => setImmediate(r));
+    const first = new SnapshotReceiver(0, 'c', limits);
+    const ack0 = first.onChunk(wire[0]!);
+    assert.equal(ack0.kind, 'ack');
+    if (ack0.kind === 'ack') sender.onAck(ack0.ack);
+    // A fresh receiver (the follower restarted) sees only a later chunk: it holds nothing.
+    const restarted = new SnapshotReceiver(0, 'c', limits);
+    const hole = restarted.onChunk(wire[1]!);
+    assert.ok(hole.kind === 'ack' && hole.ack.seq === -1 && hole.ack.ok);
+    if (hole.kind === 'ack') sender.onAck(hole.ack);
+    assert.equal(finished, false);
+    assert.equal(sender.done, true);
+  });
+
   it('drops a corrupt chunk (CRC32C) so the sender retransmits it', () => {
     const receiver = new SnapshotReceiver(0, 'c', DEFAULT_SNAPSHOT_LIMITS);
     const chunk: SnapshotChunkMessage = {
@@ -276,7 +322,7 @@ describe('snapshot streaming', () => {
     assert.equal(receiver.onChunk(chunk).kind, 'ignore');
   });
 
-  it('refuses a stream beyond maxStagedBytes; ignores chunks of a stream it holds nothing of', () => {
+  it('refuses a stream beyond maxStagedBytes; tells a sender when it holds nothing of a stream', () => {
     const receiver = new SnapshotReceiver(0, 'c', { ...DEFAULT_SNAPSHOT_LIMITS, maxStagedBytes: 2 });
     const big: SnapshotChunkMessage = {
       kind: 'snapshotChunk',
@@ -291,7 +337,12 @@ describe('snapshot streaming', () => {
     big.crc = 0x364b3fb7; // crc32c('abc')
     const out = receiver.onChunk(big);
     assert.equal(out.kind === 'ack' && out.ack.ok, false);
-    assert.equal(receiver.onChunk({ ...big, stream: 'other', seq: 3 }).kind, 'ignore');
+    // Mid-stream chunks of a stream it never saw start (it restarted): "nothing here" (seq -1), as a
+    // refusal beyond the window, as a plain ack within it (a reordered start looks the same).
+    const hole = receiver.onChunk({ ...big, stream: 'other', seq: 3 });
+    assert.ok(hole.kind === 'ack' && hole.ack.seq === -1 && hole.ack.ok, JSON.stringify(hole));
+    const far = receiver.onChunk({ ...big, stream: 'third', seq: DEFAULT_SNAPSHOT_LIMITS.window });
+    assert.ok(far.kind === 'ack' && far.ack.seq === -1 && !far.ack.ok, JSON.stringify(far));
   });
 });
 

@@ -18,6 +18,16 @@ const SEEDS: ReadonlyArray<{ seed: number; nodes: number; bug: string }> = [
     nodes: 5,
     bug: 'installing one snapshot dropped the staging of a newer stream that completed meanwhile',
   },
+  {
+    seed: 20632,
+    nodes: 5,
+    bug: 'a follower that restarted mid snapshot stream never acknowledged the retransmitted tail (the leader waited out its whole back-off)',
+  },
+  {
+    seed: 20360,
+    nodes: 7,
+    bug: 'a restarted follower ignored chunks beyond the window of a stream it had lost',
+  },
 ];
 
 for (const { seed, nodes, bug } of SEEDS) {
