@@ -95,9 +95,11 @@ function checkedRevision(revision: number): number {
   return revision;
 }
 
+const GET_PARAMS = ['consistency'] as const;
+
 export async function getKey(ctx: ApiContext): Promise<void> {
   const key = pathKey(ctx);
-  const consistency = ctx.query(['consistency']).consistency();
+  const consistency = ctx.query(GET_PARAMS).consistency();
   const kv = await ctx.read(ctx.service.get(key, consistency));
   if (!kv) throw new ApiError(404, 'key_not_found', `key ${describeKey(key)} not found`);
   ctx.send(200, 'application/octet-stream', kv.value, [
