@@ -9,8 +9,10 @@
  * - One connection per pair: when both nodes dial each other at once, the dial of the node with
  *   the lower id wins (compared as strings); see `acceptInbound`.
  * - Sends go into a bounded per-peer queue (drop-oldest, counted: Raft tolerates loss) and are
- *   flushed once per event-loop turn (setImmediate) as one socket write, packed into as few frames
- *   as the peer's maximum frame size allows.
+ *   flushed once the current callback is done (a microtask) as one socket write, packed into as
+ *   few frames as the peer's maximum frame size allows. The node hands over a whole Ready's
+ *   messages in one callback, so they still share a write; waiting for the next loop turn
+ *   (setImmediate) instead put a full event-loop iteration on every hop of the commit path.
  * - Lost connections are redialed with exponential backoff and jitter.
  * - Requests (correlation id, timeout) carry client requests a follower forwards to the leader.
  *
@@ -699,7 +701,7 @@ export class PeerTransport<M, Req = M, Res = M> {
   private scheduleFlush(link: PeerLink): void {
     if (link.flushScheduled) return;
     link.flushScheduled = true;
-    setImmediate(() => this.flush(link));
+    queueMicrotask(() => this.flush(link));
   }
 
   /** Writes everything queued for the peer as one socket write (frames packed up to the peer's limit). */
