@@ -36,6 +36,11 @@ async function sourceStore(): Promise<MemoryStore> {
   return s;
 }
 
+/** The leader a's snapshot request to follower c for `meta`. */
+function snapshotRequest(): SnapshotRequest {
+  return { type: 'snapshot', group: 0, from: 'a', to: 'c', term: 2, snapshot: meta };
+}
+
 /**
  * Streams a snapshot between a sender and a receiver over a lossy, reordering "network" driven by
  * hand, with a manual clock; returns the receiver's staged chunks once complete.
@@ -52,14 +57,7 @@ async function stream(lossEvery: number, window: number) {
   let now = 0;
   const wire: SnapshotChunkMessage[] = [];
   let finished: boolean | null = null;
-  const request: SnapshotRequest = {
-    type: 'snapshot',
-    group: 0,
-    from: 'a',
-    to: 'c',
-    term: 2,
-    snapshot: meta,
-  };
+  const request = snapshotRequest();
   const sender = new SnapshotSender(
     0,
     'a',
@@ -129,14 +127,7 @@ describe('snapshot streaming', () => {
     let now = 0;
     const sends: number[] = [];
     let finished: boolean | null = null;
-    const request: SnapshotRequest = {
-      type: 'snapshot',
-      group: 0,
-      from: 'a',
-      to: 'c',
-      term: 2,
-      snapshot: meta,
-    };
+    const request = snapshotRequest();
     const host: SnapshotSenderHost = {
       now: () => now,
       send: () => sends.push(now),
@@ -182,14 +173,7 @@ describe('snapshot streaming', () => {
       await exportGate; // a store export that takes "long" to produce its first chunk
       yield Buffer.from('chunk');
     }
-    const request: SnapshotRequest = {
-      type: 'snapshot',
-      group: 0,
-      from: 'a',
-      to: 'c',
-      term: 2,
-      snapshot: meta,
-    };
+    const request = snapshotRequest();
     const sent: SnapshotChunkMessage[] = [];
     const sender = new SnapshotSender(0, 'a', 'c', 's2', request, slowExport(), limits, {
       now: () => now,
@@ -236,14 +220,7 @@ describe('snapshot streaming', () => {
       data,
       crc: 0x364b3fb7,
     } as const;
-    const request: SnapshotRequest = {
-      type: 'snapshot',
-      group: 0,
-      from: 'a',
-      to: 'c',
-      term: 2,
-      snapshot: meta,
-    };
+    const request = snapshotRequest();
     const chunks: SnapshotChunkMessage[] = [];
     for (let seq = 0; seq < 6; seq++) chunks.push({ ...base, seq, ...(seq === 5 ? { done: request } : {}) });
     let last: ReturnType<SnapshotReceiver['onChunk']> = { kind: 'ignore' };
@@ -265,14 +242,7 @@ describe('snapshot streaming', () => {
     const store = await sourceStore();
     const wire: SnapshotChunkMessage[] = [];
     let finished: boolean | null = null;
-    const request: SnapshotRequest = {
-      type: 'snapshot',
-      group: 0,
-      from: 'a',
-      to: 'c',
-      term: 2,
-      snapshot: meta,
-    };
+    const request = snapshotRequest();
     const limits = { ...DEFAULT_SNAPSHOT_LIMITS, window: 4, maxMessageBytes: 100 };
     const sender = new SnapshotSender(
       0,
