@@ -1375,10 +1375,7 @@ export class GroupReplica {
     this.host.track(this.store.sync()).then(
       () => {
         if (this.stopped) return;
-        if (!this.compactionCurrent(meta)) {
-          this.compacting = false; // a snapshot was installed while the store synced: it supersedes this
-          return;
-        }
+        // The node drops it before writing the marker if a snapshot was installed meanwhile.
         this.host.queueCompaction(this.group, meta);
         this.host.schedule();
       },
