@@ -495,7 +495,11 @@ export class RaftNode implements KvService, ReplicaHost {
     const durable = () => {
       if (this.halted) return;
       for (const { replica, rd } of afterDurable) replica.sendMessages(rd);
-      this.flushOutbox();
+      // A follower's acknowledgements and votes go out before it applies: a leader's commit waits
+      // for them. A leader's messages here tell followers the new commit index, which no commit
+      // waits for: they go out after its clients' answers (applying below answers them, and an
+      // answer is written in the continuation the apply resumes, before these queued sends).
+      if (readies.some((x) => !x.replica.isLeader)) this.flushOutbox();
       for (const { replica, rd } of readies)
         if (rd.snapshot !== undefined) replica.snapshotPersisted(rd.snapshot);
       for (const [group, meta] of markers) {

@@ -4,8 +4,11 @@
  *
  * Writing. `append` checks and encodes its records at once into the pending batch and updates the
  * in-memory index, then returns the batch's promise. The batch is written with one write and made
- * durable with one fdatasync on the next turn of the event loop, so every append of the same turn
- * shares them. While a batch is being synced, new appends accumulate in the next one (pipelining).
+ * durable with one fdatasync once the current callback is done (a microtask), so every append of
+ * the same callback shares them; while a batch is being synced, new appends accumulate in the next
+ * one (pipelining). Not the next loop turn: a node appends one Ready at a time and waits for it, so
+ * waiting for the turn batches nothing and only delays its fdatasync (0.1-0.4 ms per append, traced
+ * on a loaded 2-core machine, on the leader's and the follower's side of every commit).
  * Records that do not fit in the current segment go to the next one; the old segment is synced
  * before the first byte goes to the new one, so only the last segment can ever hold a torn write.
  *
@@ -495,7 +498,7 @@ export class WriteAheadLog {
   private kick(): void {
     if (this.pumping) return;
     this.pumping = true;
-    setImmediate(this.runPump);
+    queueMicrotask(this.runPump);
   }
 
   private readonly runPump = (): void => {

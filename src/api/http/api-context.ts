@@ -3,7 +3,7 @@
  * answer, read the body within its limit, and bound every call into the node by a deadline.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ClientSession, KvService } from '../../node/kv-service.js';
+import type { ClientSession, KvService, ReadConsistency } from '../../node/kv-service.js';
 import { ApiError, invalidRequest } from './api-error.js';
 import { readBody } from './request-body.js';
 import type { ResponseBatch } from './response-batch.js';
@@ -75,6 +75,8 @@ export class ApiContext {
   /** False when the server could not track the request (too many in flight): it is only refused. */
   tracked = true;
   private deadlineIsWrite = false;
+  /** The answer waited for the node (a write, a linearizable read): it goes out at once (ResponseBatch). */
+  private waitedForNode = false;
   private done = false;
 
   constructor(
@@ -135,8 +137,9 @@ export class ApiContext {
    * Awaits a read; past the deadline the client gets 504 timeout (a read changes nothing). The
    * promise is returned as it is (no wrapper, no timer): the server's sweep answers a late request.
    */
-  read<T>(promise: Promise<T>): Promise<T> {
+  read<T>(promise: Promise<T>, consistency: ReadConsistency): Promise<T> {
     this.deadlineIsWrite = false;
+    this.waitedForNode = consistency === 'linearizable';
     this.deadlineAt = performance.now() + this.limits.requestTimeoutMs + REQUEST_DEADLINE_GRACE_MS;
     return promise;
   }
@@ -144,6 +147,7 @@ export class ApiContext {
   /** Awaits a write; past the deadline its outcome is unknown (it may still commit). */
   write<T>(promise: Promise<T>): Promise<T> {
     this.deadlineIsWrite = true;
+    this.waitedForNode = true;
     this.deadlineAt = performance.now() + this.limits.requestTimeoutMs + REQUEST_DEADLINE_GRACE_MS;
     return promise;
   }
@@ -172,7 +176,7 @@ export class ApiContext {
    * Answers once: status, content type, body (a string is UTF-8 text) and extra headers as flat
    * name/value pairs (`['x-atlas-more', 'true']`); `closeConnection` adds `Connection: close`, as
    * does a closing server. Later calls do nothing. The headers are set now; the body goes out with
-   * the other answers of this event-loop turn (ResponseBatch).
+   * the other answers of this event-loop turn, or at once for one that waited for the node (ResponseBatch).
    */
   send(
     status: number,
@@ -193,7 +197,7 @@ export class ApiContext {
     res.writeHead(status, list);
     this.done = true;
     this.deadlineAt = 0;
-    this.owner.responses.end(res, body);
+    this.owner.responses.end(res, body, this.waitedForNode);
     this.owner.answered(this, status);
   }
 

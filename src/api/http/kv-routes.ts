@@ -100,7 +100,7 @@ const GET_PARAMS = ['consistency'] as const;
 export async function getKey(ctx: ApiContext): Promise<void> {
   const key = pathKey(ctx);
   const consistency = ctx.query(GET_PARAMS).consistency();
-  const kv = await ctx.read(ctx.service.get(key, consistency));
+  const kv = await ctx.read(ctx.service.get(key, consistency), consistency);
   if (!kv) throw new ApiError(404, 'key_not_found', `key ${describeKey(key)} not found`);
   ctx.send(200, 'application/octet-stream', kv.value, [
     HEADER_REVISION,
@@ -195,7 +195,7 @@ export async function rangeKeys(ctx: ApiContext): Promise<void> {
     const options: RangeOptions = { limit: fetch, reverse };
     if (start) options.start = start;
     if (end) options.end = end;
-    entries = await ctx.read(ctx.service.range(options, consistency));
+    entries = await ctx.read(ctx.service.range(options, consistency), consistency);
   }
   let more = entries.length > limit || (entries.length === limit && limit === ctx.limits.maxScanLimit);
   const out: WireKeyValue[] = [];
@@ -216,7 +216,7 @@ export async function postTxn(ctx: ApiContext): Promise<void> {
   const session = ctx.session();
   const parsed = parseTxnBody(parseJsonBody(await ctx.body()), ctx.limits);
   if (parsed.readOnly) {
-    const result = await ctx.read(ctx.service.readTxn(parsed.txn, parsed.consistency));
+    const result = await ctx.read(ctx.service.readTxn(parsed.txn, parsed.consistency), parsed.consistency);
     ctx.json(200, toWireTxnResult(result, parsed.encoding));
     return;
   }
