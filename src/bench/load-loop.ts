@@ -1,7 +1,7 @@
 /**
  * The closed loop that one thread runs: `loops` virtual clients, each bound to one endpoint and
- * keeping exactly one request in flight on its own connection (an undici Pool per endpoint, sized
- * to the loops on it, pipelining 1). With a rate, each loop starts its requests on a fixed schedule
+ * keeping exactly one request in flight on its own keep-alive connection (BenchHttpConnection:
+ * prebuilt request bytes, answers parsed only for status and framing). With a rate, each loop starts its requests on a fixed schedule
  * and latency is measured from the scheduled start, so a stalled server is not hidden by the
  * loop waiting for it (coordinated omission).
  *
@@ -9,9 +9,9 @@
  * after the measured window are not counted.
  */
 import { build, encodeIntoCompressedBase64 } from 'hdr-histogram-js';
-import { Pool } from 'undici';
 import type { BenchOptions } from './bench-options.js';
-import { BenchRequestFactory, sendWireRequest } from './bench-target.js';
+import { BenchRequestFactory, encodeWireRequest } from './bench-target.js';
+import { BenchHttpConnection } from './http-connection.js';
 
 /** What one thread measured; the histogram travels as HdrHistogram's compressed base64 form. */
 export interface LoopResult {
@@ -37,6 +37,8 @@ export interface LoopPlan {
 /** Highest latency the histogram tracks (µs); longer requests are clamped, and time out well before. */
 const HIGHEST_TRACKABLE_US = 600_000_000;
 const MAX_ERROR_KINDS = 64;
+/** How often request deadlines are checked: a timeout is reported up to this late. */
+const TIMEOUT_SWEEP_MS = 100;
 
 /** xorshift32: cheap, seeded, good enough to pick keys uniformly. */
 function makeRandom(seed: number): () => number {
@@ -54,7 +56,6 @@ function makeRandom(seed: number): () => number {
 function errorKind(e: unknown): string {
   if (e !== null && typeof e === 'object') {
     const code = (e as { code?: unknown }).code;
-    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'timeout';
     if (typeof code === 'string') return code;
     const name = (e as { name?: unknown }).name;
     if (typeof name === 'string') return name;
@@ -93,24 +94,29 @@ export async function runLoops(plan: LoopPlan): Promise<LoopResult> {
     errors[kind] = (errors[kind] ?? 0) + 1;
   };
 
-  const perEndpoint = new Map<string, number>();
+  /** Per endpoint: its host and port, and each key's read and write request bytes (encoded when first used). */
+  const endpoints = new Map<string, { hostname: string; port: number; reads: Buffer[]; writes: Buffer[] }>();
   for (const i of plan.loopIndexes) {
     const ep = o.endpoints[i % o.endpoints.length] as string;
-    perEndpoint.set(ep, (perEndpoint.get(ep) ?? 0) + 1);
+    if (endpoints.has(ep)) continue;
+    const url = new URL(ep);
+    if (url.protocol !== 'http:')
+      throw new Error(`bench endpoint ${ep}: only http:// endpoints are supported`);
+    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const port = url.port === '' ? 80 : Number(url.port);
+    endpoints.set(ep, {
+      hostname,
+      port,
+      reads: new Array<Buffer>(o.keys),
+      writes: new Array<Buffer>(o.keys),
+    });
   }
-  const pools = new Map<string, Pool>();
-  for (const [ep, n] of perEndpoint) {
-    pools.set(
-      ep,
-      new Pool(ep, {
-        connections: n,
-        pipelining: 1,
-        headersTimeout: o.requestTimeoutMs,
-        bodyTimeout: o.requestTimeoutMs,
-        keepAliveTimeout: 60_000,
-      }),
-    );
-  }
+  const connections: BenchHttpConnection[] = [];
+  // One sweep for every connection's deadline instead of a timer per request.
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const c of connections) c.expireIfPast(now);
+  }, TIMEOUT_SWEEP_MS);
 
   const measureFrom = plan.startAtEpochMs + o.warmupS * 1000;
   const measureUntil = measureFrom + o.durationS * 1000;
@@ -120,7 +126,11 @@ export async function runLoops(plan: LoopPlan): Promise<LoopResult> {
   const readThreshold = o.workload.readPercent;
 
   const loop = async (globalIndex: number): Promise<void> => {
-    const pool = pools.get(o.endpoints[globalIndex % o.endpoints.length] as string) as Pool;
+    const ep = o.endpoints[globalIndex % o.endpoints.length] as string;
+    const target = endpoints.get(ep)!;
+    const host = new URL(ep).host;
+    const connection = new BenchHttpConnection(target.hostname, target.port, o.requestTimeoutMs);
+    connections.push(connection);
     let scheduled = plan.startAtEpochMs + (intervalMs * globalIndex) / loopCount;
     await sleepUntil(plan.startAtEpochMs);
     for (;;) {
@@ -136,14 +146,19 @@ export async function runLoops(plan: LoopPlan): Promise<LoopResult> {
       if (scheduled >= measureUntil) return;
       const isRead = random() * 100 < readThreshold;
       const keyIndex = Math.floor(random() * o.keys);
-      const req = isRead ? factory.read(keyIndex) : factory.write(keyIndex);
+      const cache = isRead ? target.reads : target.writes;
+      let bytes = cache[keyIndex];
+      if (bytes === undefined) {
+        bytes = encodeWireRequest(isRead ? factory.read(keyIndex) : factory.write(keyIndex), host);
+        cache[keyIndex] = bytes;
+      }
       // With a schedule, a request that starts late is charged from when it should have started.
       const lateMs = intervalMs > 0 ? Math.max(0, Date.now() - scheduled) : 0;
       const hr0 = performance.now() - lateMs;
       let kind: string | null = null;
       let absent = false;
       try {
-        const status = await sendWireRequest(pool, req);
+        const status = await connection.send(bytes);
         const answer = factory.classify(isRead, status);
         if (answer === 'error') kind = `http_${status}`;
         else absent = answer === 'not_found';
@@ -174,7 +189,8 @@ export async function runLoops(plan: LoopPlan): Promise<LoopResult> {
   try {
     await Promise.all(plan.loopIndexes.map((i) => loop(i)));
   } finally {
-    await Promise.all([...pools.values()].map((p) => p.close().catch(() => p.destroy())));
+    clearInterval(sweep);
+    for (const c of connections) c.close();
   }
   const result: LoopResult = {
     histogramBase64: encodeIntoCompressedBase64(histogram),

@@ -13,13 +13,19 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { type LoopPlan, runLoops } from './load-loop.js';
 
 export type WorkerStart = { startAtEpochMs: number };
-export type WorkerMessage = { ready: true } | { ok: true; result: Awaited<ReturnType<typeof runLoops>> } | { ok: false; message: string };
+export type WorkerMessage =
+  | { ready: true }
+  | { ok: true; result: Awaited<ReturnType<typeof runLoops>> }
+  | { ok: false; message: string };
 
 if (parentPort === null) throw new Error('load-worker.js must run as a worker thread');
 const port = parentPort;
 port.once('message', (start: WorkerStart) => {
   if (!Number.isFinite(start?.startAtEpochMs)) {
-    port.postMessage({ ok: false, message: 'bench worker: the start message carries no startAtEpochMs' } satisfies WorkerMessage);
+    port.postMessage({
+      ok: false,
+      message: 'bench worker: the start message carries no startAtEpochMs',
+    } satisfies WorkerMessage);
     return;
   }
   runLoops({ ...(workerData as LoopPlan), startAtEpochMs: start.startAtEpochMs }).then(

@@ -132,7 +132,9 @@ describe('runBench', () => {
     const limit = openFileLimit();
     // Both ends of every connection live in this process.
     if (limit !== null && limit.soft < 2 * 1000 + 100) {
-      t.skip(`ulimit -n is ${limit.soft}: 1,000 connections in one process need ${2 * 1000 + 100} open files`);
+      t.skip(
+        `ulimit -n is ${limit.soft}: 1,000 connections in one process need ${2 * 1000 + 100} open files`,
+      );
       return;
     }
     let answered = 0;
