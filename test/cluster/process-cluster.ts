@@ -79,7 +79,20 @@ async function withinDeadline<T>(promise: Promise<T>, ms: number): Promise<T | n
   }
 }
 
+/** Ports this process handed out: the kernel may offer a just-closed port again at once. */
+const handedOut = new Set<number>();
+
+/** A free 127.0.0.1 port, never one handed out before in this process (a node's client and peer ports once came out equal). */
 async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await probePort();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+}
+
+function probePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
