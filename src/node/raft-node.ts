@@ -522,6 +522,9 @@ export class RaftNode implements KvService, ReplicaHost {
       if (error !== null) this.fatal(error);
       else this.guarded(durable);
     });
+    // The log's write is queued first (a microtask); committed entries already durable here are
+    // applied and answered while its fdatasync runs (GroupReplica.admitDurable).
+    for (const { replica, rd } of readies) replica.admitDurable(rd);
   }
 
   private flushOutbox(): void {

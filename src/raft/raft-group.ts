@@ -387,6 +387,14 @@ export class RaftGroup implements RaftGroupApi {
     return this.log.term(index);
   }
 
+  stableIndex(): number {
+    return this.log.stableIndex;
+  }
+
+  firstIndex(): number {
+    return this.log.firstIndex();
+  }
+
   status(): RaftStatus {
     const s: RaftStatus = {
       id: this.id,

@@ -325,5 +325,9 @@ export interface RaftGroupApi {
   reportSnapshot(to: NodeId, ok: boolean): void;
   reportUnreachable(to: NodeId): void;
   term(index: number): number | undefined;
+  /** The first index raft's log holds (after a compaction or a restored snapshot, what precedes it is gone). */
+  firstIndex(): number;
+  /** The last index durable in the driver's storage (advanced by advance(); entries past it are in a Ready or in flight). */
+  stableIndex(): number;
   status(): RaftStatus;
 }

@@ -53,6 +53,32 @@ describe('RaftNode on a 3-node in-process cluster', () => {
     c.stopAll();
   });
 
+  it('answers a committed write while the next append is being written, not after it', async () => {
+    const c = new TestCluster();
+    await c.boot();
+    const leader = await c.waitForLeader();
+    await c.settle(leader.write(put('warm', '1')));
+    // The leader's disk is slow, the followers' fast: A commits on the followers' acknowledgements
+    // while the leader's own append of A is still running; B arrives meanwhile.
+    c.setDiskLatency(leader.id, 30);
+    const t0 = c.now;
+    let answeredA = -1;
+    let answeredB = -1;
+    const a = leader.write(put('a', '1')).then(() => {
+      answeredA = c.now - t0;
+    });
+    await c.run(5);
+    const b = leader.write(put('b', '2')).then(() => {
+      answeredB = c.now - t0;
+    });
+    await c.settle(Promise.all([a, b]));
+    // A is durable on the leader at ~30 ms; the Ready that carries its commit also carries B,
+    // whose append takes until ~60 ms. A is answered when its own append is durable, not with B's.
+    assert.ok(answeredA >= 30 && answeredA < 45, `A answered at ${answeredA} ms`);
+    assert.ok(answeredB >= 60, `B answered at ${answeredB} ms`);
+    c.stopAll();
+  });
+
   it('batches the linearizable reads of one loop turn into one ReadIndex request', async () => {
     const readIndexCalls: number[] = [];
     const c = new TestCluster();

@@ -56,6 +56,8 @@ export class TestCluster {
   readonly nodes = new Map<NodeId, TestNode>();
   private readonly rng: Prng;
   private pendingStarts = 0;
+  /** Per-node log sync latency set by setDiskLatency (others: options.diskLatencyMs, default 1). */
+  private readonly diskLatencies = new Map<NodeId, number>();
 
   constructor(private readonly options: TestClusterOptions = {}) {
     this.rng = new Prng(options.seed ?? 1);
@@ -72,10 +74,9 @@ export class TestCluster {
   }
 
   add(id: NodeId, bootstrap: MemberAddress[]): TestNode {
-    const latency = this.options.diskLatencyMs ?? 1;
     const t: TestNode = {
       id,
-      storage: new MemoryLogStorage({ scheduleSync: (fn) => this.queue.after(latency, fn) }),
+      storage: new MemoryLogStorage({ scheduleSync: (fn) => this.queue.after(this.diskLatency(id), fn) }),
       store: new MemoryStore(),
       node: null,
       clock: null,
@@ -166,6 +167,15 @@ export class TestCluster {
     const n = this.get(id).node;
     if (n === null) throw new Error(`${id} is not running`);
     return n;
+  }
+
+  /** From now on, `id`'s log appends take `ms` of virtual time to become durable. */
+  setDiskLatency(id: NodeId, ms: number): void {
+    this.diskLatencies.set(id, ms);
+  }
+
+  private diskLatency(id: NodeId): number {
+    return this.diskLatencies.get(id) ?? this.options.diskLatencyMs ?? 1;
   }
 
   get now(): number {

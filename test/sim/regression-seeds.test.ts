@@ -28,6 +28,16 @@ const SEEDS: ReadonlyArray<{ seed: number; nodes: number; bug: string }> = [
     nodes: 7,
     bug: 'a restarted follower ignored chunks beyond the window of a stream it had lost',
   },
+  {
+    seed: 50214,
+    nodes: 3,
+    bug: "a Ready's committed entries were admitted after a snapshot from the leader had replaced them in raft (the bootstrap conf change, re-applied on the snapshot's configuration, made it joint)",
+  },
+  {
+    seed: 283,
+    nodes: 5,
+    bug: 'a conf change applied to raft while its Ready was still being persisted (early apply of durable committed entries, before it stopped at conf changes)',
+  },
 ];
 
 for (const { seed, nodes, bug } of SEEDS) {
