@@ -286,6 +286,11 @@ export class SnapshotReceiver {
       // retries with a new stream (staying silent left the leader retransmitting for its whole
       // back-off, the follower without a snapshot meanwhile).
       if (m.seq >= this.limits.window) return { kind: 'ack', ack: this.ack(m.from, m.stream, -1, false) };
+      // A completed stream waits for raft's next Ready (installed, or dropped if raft declined it):
+      // its staging must stay until then, or the install finds nothing (simulator seed 70451/3: a
+      // retried stream of the same snapshot began while the node was still persisting). The new
+      // stream is refused; raft retries once this node has answered.
+      if (this.completed !== null) return { kind: 'ack', ack: this.ack(m.from, m.stream, -1, false) };
       this.reset();
       this.stream = m.stream;
       this.leader = m.from;

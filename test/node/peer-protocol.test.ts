@@ -238,6 +238,32 @@ describe('snapshot streaming', () => {
     assert.equal(receiver.onChunk({ ...chunks[4]!, seq: 9 }).kind, 'ignore');
   });
 
+  it('keeps a completed stream staged until it is installed: a new stream meanwhile is refused', () => {
+    const receiver = new SnapshotReceiver(0, 'c', DEFAULT_SNAPSHOT_LIMITS);
+    const data = Buffer.from('abc');
+    const request = snapshotRequest();
+    const chunk = (stream: string, seq: number, done: boolean): SnapshotChunkMessage => ({
+      kind: 'snapshotChunk',
+      group: 0,
+      from: 'a',
+      to: 'c',
+      stream,
+      seq,
+      data,
+      crc: 0x364b3fb7,
+      ...(done ? { done: request } : {}),
+    });
+    assert.equal(receiver.onChunk(chunk('s1', 0, false)).kind, 'ack');
+    assert.equal(receiver.onChunk(chunk('s1', 1, true)).kind, 'complete');
+    // The leader retries with a new stream before raft's next Ready installed the first one.
+    const refused = receiver.onChunk(chunk('s2', 0, false));
+    assert.ok(refused.kind === 'ack' && !refused.ack.ok && refused.ack.seq === -1, JSON.stringify(refused));
+    assert.notEqual(receiver.staged(request.snapshot), null, 'the completed stream is still staged');
+    receiver.release(request.snapshot); // installed
+    const accepted = receiver.onChunk(chunk('s2', 0, false));
+    assert.ok(accepted.kind === 'ack' && accepted.ack.ok && accepted.ack.seq === 0, JSON.stringify(accepted));
+  });
+
   it('a sender whose receiver lost acknowledged chunks (restart) gives the stream up at once', async () => {
     const store = await sourceStore();
     const wire: SnapshotChunkMessage[] = [];

@@ -34,6 +34,11 @@ const SEEDS: ReadonlyArray<{ seed: number; nodes: number; bug: string }> = [
     bug: "a Ready's committed entries were admitted after a snapshot from the leader had replaced them in raft (the bootstrap conf change, re-applied on the snapshot's configuration, made it joint)",
   },
   {
+    seed: 70451,
+    nodes: 3,
+    bug: 'a retried snapshot stream replaced the staging of a completed one that raft had accepted but the node had not installed yet (the install found nothing staged)',
+  },
+  {
     seed: 283,
     nodes: 5,
     bug: 'a conf change applied to raft while its Ready was still being persisted (early apply of durable committed entries, before it stopped at conf changes)',
