@@ -42,7 +42,10 @@ export class ResponseBatch {
     return this.pending.length / 3;
   }
 
-  /** Ends `res` with `body` at the end of this turn (its status and headers must be set already). */
+  /**
+   * Ends `res` with `body` at the end of this turn, or at once when `promptly` (an answer that waited
+   * for the node). Its status and headers must be set already.
+   */
   end(res: ServerResponse, body: Buffer | string, promptly = false): void {
     if (promptly) {
       this.finish(res, body, typeof body === 'string');
