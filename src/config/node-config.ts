@@ -18,6 +18,7 @@ import {
   parseInitialCluster,
   parseList,
   parseListenAddress,
+  parseNonNegativeInteger,
   parsePeerAddress,
   parsePositiveInteger,
   parseSize,
@@ -46,6 +47,17 @@ export const MAX_INITIAL_MEMBERS = 15;
  * and the tail kept for lagging followers is unchanged (it was 1,000 entries at either value).
  */
 export const DEFAULT_SNAPSHOT_THRESHOLD_ENTRIES = 1000;
+/**
+ * How often a node hands freed native memory back to the kernel (src/server/memory-reclaimer.ts):
+ * malloc_trim, and a full GC first once per idle period. Measured in docs/benchmarks.md "Memory".
+ */
+export const DEFAULT_MEMORY_RECLAIM_INTERVAL_MS = 5000;
+/**
+ * ... or applied bytes of entries between snapshots, whichever comes first: the entry count alone
+ * bounds raft's in-memory log only for small entries (1,000 entries of 1 MiB values held 1 GiB).
+ * At 1,000,000 keys loaded in ~15.5 KiB batches it compacts every ~530 entries instead of 1,000.
+ */
+export const DEFAULT_SNAPSHOT_THRESHOLD_SIZE = 8 * MiB;
 /** Election timeout must be at least this many heartbeat intervals, so a few lost heartbeats do not start an election. */
 export const ELECTION_TO_HEARTBEAT_RATIO = 5;
 
@@ -89,6 +101,7 @@ export const nodeConfigFields = {
     (raw) => parsePositiveInteger(raw, 100_000_000),
     DEFAULT_SNAPSHOT_THRESHOLD_ENTRIES,
   ),
+  snapshotThresholdSize: setting((raw) => parseSize(raw, 1 * MiB, 4 * GiB), DEFAULT_SNAPSHOT_THRESHOLD_SIZE),
   walSegmentSize: setting((raw) => parseSize(raw, 1 * MiB, 4 * GiB), 64 * MiB),
   walSync: setting<WalSyncMode>(parseWalSync, { mode: 'always' }),
   maxKeySize: setting((raw) => parseSize(raw, 1, 64 * KiB), 4 * KiB),
@@ -100,6 +113,7 @@ export const nodeConfigFields = {
   maxClientConnections: setting((raw) => parsePositiveInteger(raw, 1_000_000), 1024),
   logLevel: setting((raw) => parseChoice(raw, LOG_LEVELS), 'info' as LogLevel),
   storeBackend: setting((raw) => parseChoice(raw, STORE_BACKENDS), 'lmdb' as StoreBackend),
+  memoryReclaimIntervalMs: setting((raw) => parseNonNegativeInteger(raw, 86_400_000), DEFAULT_MEMORY_RECLAIM_INTERVAL_MS),
 };
 
 export type SettingKey = keyof typeof nodeConfigFields;
@@ -119,6 +133,7 @@ export const SETTING_DESCRIPTIONS: Record<SettingKey, string> = {
   heartbeatIntervalMs: 'leader heartbeat interval in ms (default 50)',
   electionTimeoutMs: 'election timeout in ms, at least 5x the heartbeat (default 500)',
   snapshotThresholdEntries: `applied entries between snapshots (default ${DEFAULT_SNAPSHOT_THRESHOLD_ENTRIES})`,
+  snapshotThresholdSize: `or applied entry bytes between snapshots, whichever comes first (default ${DEFAULT_SNAPSHOT_THRESHOLD_SIZE / MiB}MiB)`,
   walSegmentSize: 'WAL segment file size, e.g. 64MiB (default 64MiB)',
   walSync: 'WAL fsync policy: always | interval:<ms> (default always)',
   maxKeySize: 'largest key (default 4KiB)',
@@ -130,6 +145,7 @@ export const SETTING_DESCRIPTIONS: Record<SettingKey, string> = {
   maxClientConnections: 'open client HTTP connections at most (default 1024)',
   logLevel: `log level: ${LOG_LEVELS.join(' | ')} (default info)`,
   storeBackend: `state machine store: ${STORE_BACKENDS.join(' | ')} (default lmdb)`,
+  memoryReclaimIntervalMs: `how often freed native memory is handed back to the OS (glibc malloc_trim; a full GC first when the node was idle), in ms; 0 never (default ${DEFAULT_MEMORY_RECLAIM_INTERVAL_MS})`,
 };
 
 /** `heartbeatIntervalMs` → `heartbeat-interval-ms` (flags and YAML keys). */

@@ -26,11 +26,20 @@ export function show(raw: unknown): string {
 }
 
 export function parsePositiveInteger(raw: unknown, max: number): number {
+  return parseInteger(raw, 1, max);
+}
+
+/** Like parsePositiveInteger, and 0 is allowed (settings where 0 switches something off). */
+export function parseNonNegativeInteger(raw: unknown, max: number): number {
+  return parseInteger(raw, 0, max);
+}
+
+function parseInteger(raw: unknown, min: 0 | 1, max: number): number {
   let value: number | undefined;
   if (typeof raw === 'number') value = raw;
   else if (typeof raw === 'string' && /^\s*[0-9]+\s*$/.test(raw)) value = Number(raw.trim());
-  if (value === undefined || !Number.isSafeInteger(value) || value < 1) {
-    throw new SettingValueError(`expected a positive integer, got ${show(raw)}`);
+  if (value === undefined || !Number.isSafeInteger(value) || value < min) {
+    throw new SettingValueError(`expected a ${min === 1 ? 'positive' : 'non-negative'} integer, got ${show(raw)}`);
   }
   if (value > max) throw new SettingValueError(`must be at most ${max}, got ${value}`);
   return value;

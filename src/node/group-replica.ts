@@ -9,6 +9,7 @@ import type { MetaWrite, SnapshotHeader, StateStore, Txn, TxnResult } from '../k
 import { cloneConfState, decodeConfChange } from '../raft/conf-change.js';
 import { NotLeaderError, ProposalDroppedError } from '../raft/errors.js';
 import { RaftGroup } from '../raft/raft-group.js';
+import { entryBytes } from '../raft/raft-log.js';
 import type {
   ConfChange,
   ConfState,
@@ -74,8 +75,12 @@ export interface NodeSettings {
   maxPendingReads: number;
   /** Take a snapshot (compaction) once this many entries were applied since the last one. */
   snapshotEntries: number;
+  /** ... or once this many bytes of entries (entryBytes) were: raft holds them all in memory until then. */
+  snapshotBytes: number;
   /** Entries kept in raft's memory below a compaction point, for slightly slow followers. */
   keepTail: number;
+  /** ... and at most this many bytes of them (large entries would otherwise make the tail huge). */
+  keepTailBytes: number;
   /** A learner is promoted once its match index is within this many entries of the leader's last. */
   learnerCatchUpLag: number;
   /** Promote learners added without an explicit role once caught up (DESIGN.md §10). */
@@ -229,6 +234,8 @@ export class GroupReplica {
   private commit: number;
   /** Index of the durable snapshot marker in the log. */
   private snapshotIndex: number;
+  /** entryBytes of the entries applied since the last compaction started (or snapshot install). */
+  private appliedBytesSinceSnapshot = 0;
   private compacting = false;
   private ticks = 0;
 
@@ -504,6 +511,7 @@ export class GroupReplica {
     this.conf = cloneConfState(meta.conf);
     this.appliedConf = cloneConfState(meta.conf);
     this.applied = meta.index;
+    this.appliedBytesSinceSnapshot = 0;
     this.admitted = meta.index;
     this.preparedThrough = meta.index;
     if (this.commit < meta.index) this.commit = meta.index;
@@ -603,7 +611,7 @@ export class GroupReplica {
     this.compacting = false;
     if (meta.index <= this.snapshotIndex) return false; // superseded by an installed snapshot
     this.snapshotIndex = meta.index;
-    this.raft.compact(meta.index, this.host.settings.keepTail);
+    this.raft.compact(meta.index, this.host.settings.keepTail, this.host.settings.keepTailBytes);
     this.host.hooks.snapshot?.({ group: this.group, event: 'compacted', index: meta.index });
     return true;
   }
@@ -1165,6 +1173,7 @@ export class GroupReplica {
     const { items } = prepared;
     for (const { entry, conf } of items) {
       if (conf !== null) this.appliedConf = conf.after;
+      this.appliedBytesSinceSnapshot += entryBytes(entry);
       hooks.entryApplied?.(this.group, entry);
     }
     const lastIndex = items[items.length - 1]!.entry.index;
@@ -1417,13 +1426,19 @@ export class GroupReplica {
     sender.pump();
   }
 
-  /** Compaction (Raft §7): once enough was applied since the last snapshot, sync the store and mark it. */
+  /**
+   * Compaction (Raft §7): once enough entries, or bytes of them, were applied since the last
+   * snapshot, sync the store and mark it.
+   */
   private maybeCompact(): void {
-    if (this.compacting || this.applied - this.snapshotIndex < this.host.settings.snapshotEntries) return;
+    if (this.compacting) return;
+    const { snapshotEntries, snapshotBytes } = this.host.settings;
+    if (this.applied - this.snapshotIndex < snapshotEntries && this.appliedBytesSinceSnapshot < snapshotBytes) return;
     if (this.store.appliedIndex() !== this.applied) return; // the store is ahead (snapshot catch-up): wait
     const meta = this.appliedSnapshotMeta();
     if (meta === null) return; // a newer snapshot is being installed
     this.compacting = true;
+    this.appliedBytesSinceSnapshot = 0;
     this.host.track(this.store.sync()).then(
       () => {
         if (this.stopped) return;

@@ -107,7 +107,9 @@ export const DEFAULT_NODE_SETTINGS: NodeSettings = {
   maxPendingRequests: 4096,
   maxPendingReads: 4096,
   snapshotEntries: 10_000,
+  snapshotBytes: 64 * 1024 * 1024,
   keepTail: 1000,
+  keepTailBytes: 16 * 1024 * 1024,
   learnerCatchUpLag: 16,
   autoPromoteLearners: true,
   maxForwardHops: 3,
@@ -920,6 +922,7 @@ export function resolveSettings(partial: Partial<NodeSettings> = {}): NodeSettin
     'maxPendingRequests',
     'maxPendingReads',
     'snapshotEntries',
+    'snapshotBytes',
     'learnerCatchUpLag',
     'maxForwardHops',
   ];
@@ -930,6 +933,8 @@ export function resolveSettings(partial: Partial<NodeSettings> = {}): NodeSettin
   }
   if (!Number.isSafeInteger(s.keepTail) || s.keepTail < 0)
     throw new RangeError('node setting keepTail must be >= 0');
+  if (!Number.isSafeInteger(s.keepTailBytes) || s.keepTailBytes < 0)
+    throw new RangeError('node setting keepTailBytes must be >= 0');
   const t = s.txnLimits;
   for (const k of ['maxKeyBytes', 'maxValueBytes', 'maxOpsPerTxn', 'maxTxnBytes'] as const) {
     if (!Number.isSafeInteger(t[k]) || t[k] < 1)

@@ -359,14 +359,15 @@ export class RaftGroup implements RaftGroupApi {
     this.checkInvariants();
   }
 
-  compact(index: number, keepTail: number): void {
+  compact(index: number, keepTail: number, keepTailBytes = Number.POSITIVE_INFINITY): void {
     if (!Number.isSafeInteger(index) || index < 0 || !Number.isSafeInteger(keepTail) || keepTail < 0) {
       throw new RangeError(`compact(${index}, ${keepTail}): arguments must be non-negative integers`);
     }
+    if (!(keepTailBytes >= 0)) throw new RangeError(`compact: keepTailBytes must be >= 0, got ${keepTailBytes}`);
     if (index > this.log.applied) {
       throw new RaftInvariantError(`compact(${index}) beyond applied index ${this.log.applied}`);
     }
-    this.log.compactTo(index - keepTail);
+    this.log.compactTo(this.log.tailStart(index, keepTail, keepTailBytes));
   }
 
   reportSnapshot(to: NodeId, ok: boolean): void {

@@ -259,6 +259,21 @@ export class RaftLog {
     return true;
   }
 
+  /**
+   * Where to compact to so that at most `maxEntries` entries and `maxBytes` (entryBytes) of them stay
+   * at and below `index`: the kept tail is (result, index]. Never below what is already compacted.
+   */
+  tailStart(index: number, maxEntries: number, maxBytes: number): number {
+    let point = Math.min(index, this.lastIndex());
+    let bytes = 0;
+    while (point > this.offsetIndex && index - point < maxEntries) {
+      bytes += entryBytes(this.entries[point - this.offsetIndex - 1]);
+      if (bytes > maxBytes) break;
+      point--;
+    }
+    return point;
+  }
+
   /** Number of confChange entries in (from, to]. */
   countConfChanges(from: number, to: number): number {
     let n = 0;

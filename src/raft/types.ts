@@ -320,8 +320,11 @@ export interface RaftGroupApi {
   hasReady(): boolean;
   ready(): Ready;
   advance(rd: Ready): void;
-  /** The application took a durable snapshot at `index`; raft may drop log entries <= index - keepTail. */
-  compact(index: number, keepTail: number): void;
+  /**
+   * The application took a durable snapshot at `index`; raft drops the log below it except a tail
+   * of at most `keepTail` entries and `keepTailBytes` (entryBytes; default unbounded) for slow followers.
+   */
+  compact(index: number, keepTail: number, keepTailBytes?: number): void;
   reportSnapshot(to: NodeId, ok: boolean): void;
   reportUnreachable(to: NodeId): void;
   term(index: number): number | undefined;

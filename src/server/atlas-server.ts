@@ -41,7 +41,10 @@ import { PeerTransport as TcpPeerTransport } from '../transport/peer-transport.j
 import { WalCorruptionError } from '../wal/errors.js';
 import { WriteAheadLog } from '../wal/write-ahead-log.js';
 import { type OpenedDataDir, openDataDir } from './data-dir.js';
+import { openGlibcMalloc } from './glibc-malloc.js';
 import { InstrumentedKvService } from './instrumented-kv-service.js';
+import { openFullGc } from './full-gc.js';
+import { MemoryReclaimer } from './memory-reclaimer.js';
 import { openFileLimit, openFileLimitWarning } from './open-file-limit.js';
 import { PeerTransportAdapter } from './peer-transport-adapter.js';
 import { type Logger, createServerLogger, raftLogger } from './server-logger.js';
@@ -221,6 +224,8 @@ export async function startServer(config: NodeConfig, runtime: ServerRuntimeOpti
     const raftNode = node;
     raftNode.start();
     cleanup.push({ what: 'stop node', run: () => raftNode.stop() });
+    const reclaimer = startMemoryReclaimer(config.memoryReclaimIntervalMs, metrics, logger);
+    if (reclaimer !== null) cleanup.push({ what: 'stop memory reclaims', run: () => reclaimer.stop() });
     const recovered = raftNode.status();
 
     const fileLimitWarning = openFileLimitWarning(config.maxClientConnections, openFileLimit());
@@ -273,6 +278,7 @@ export async function startServer(config: NodeConfig, runtime: ServerRuntimeOpti
         await http.close();
         await handOffLeadership(raftNode, logger, config.electionTimeoutMs);
         const steps: Array<[string, () => Promise<void> | void]> = [
+          ['stop memory reclaims', () => reclaimer?.stop()],
           ['stop node', () => raftNode.stop()],
           ['close WAL', () => storage.close()],
           ['sync store', () => store.sync()],
@@ -377,6 +383,24 @@ function checkVolatileRestart(config: NodeConfig, dataDir: OpenedDataDir): void 
       `(since ${dataDir.previous.createdAt}) as a member of a cluster: restarting it with empty state under the same id ` +
       'could let it vote twice in one term. Remove the member (DELETE /cluster/members/<id>), delete the data dir, and join again.',
   );
+}
+
+/** The periodic reclaim (memory-reclaimer.ts), or null when switched off or not glibc. */
+function startMemoryReclaimer(intervalMs: number, metrics: ServerMetrics, logger: Logger): MemoryReclaimer | null {
+  if (intervalMs === 0) return null;
+  const { binding, reason } = openGlibcMalloc();
+  if (binding === null) {
+    logger.info({ reason }, 'freed native memory is left to the allocator (no malloc_trim here)');
+    return null;
+  }
+  const reclaimer = new MemoryReclaimer({
+    malloc: binding,
+    fullGc: openFullGc(),
+    intervalMs,
+    onReclaim: (r) => metrics.memoryReclaimed(r.collected, r.releasedBytes, r.durationMs / 1000),
+  });
+  reclaimer.start();
+  return reclaimer;
 }
 
 async function listenOrExplain<T>(what: string, address: string, listen: () => Promise<T>): Promise<T> {

@@ -26,6 +26,9 @@ export class ServerMetrics extends AtlasMetrics {
   private readonly appliedEntries: Counter;
   private readonly dropped: Gauge<'reason'>;
   private readonly peerConnected: Gauge<'peer'>;
+  private readonly memoryReclaims: Counter<'gc'>;
+  private readonly memoryReclaimedBytes: Counter;
+  private readonly memoryReclaimSeconds: Counter;
   private readonly knownPeers = new Set<string>();
   private sources: ScrapeSources | null = null;
   private lastLeader: string | null = null;
@@ -71,6 +74,29 @@ export class ServerMetrics extends AtlasMetrics {
       labelNames: ['peer'],
       registers,
     });
+    this.memoryReclaims = new Counter({
+      name: 'atlas_memory_reclaims_total',
+      help: 'periodic reclaims of freed native memory (malloc_trim), by whether a full GC ran first (idle node)',
+      labelNames: ['gc'],
+      registers,
+    });
+    this.memoryReclaimedBytes = new Counter({
+      name: 'atlas_memory_reclaimed_bytes_total',
+      help: 'anonymous resident memory the periodic reclaims handed back to the OS (RssAnon before minus after)',
+      registers,
+    });
+    this.memoryReclaimSeconds = new Counter({
+      name: 'atlas_memory_reclaim_seconds_total',
+      help: 'event-loop time spent in the periodic reclaims (GC and malloc_trim)',
+      registers,
+    });
+  }
+
+  /** One periodic reclaim (memory-reclaimer.ts): whether it collected, what it handed back, what it cost. */
+  memoryReclaimed(collected: boolean, releasedBytes: number, seconds: number): void {
+    this.memoryReclaims.inc({ gc: collected ? 'true' : 'false' });
+    if (releasedBytes > 0) this.memoryReclaimedBytes.inc(releasedBytes);
+    this.memoryReclaimSeconds.inc(seconds);
   }
 
   /** Where scrape-time figures come from (set once the transport and node exist). */

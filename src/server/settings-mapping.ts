@@ -14,6 +14,8 @@ import { DEFAULT_NODE_SETTINGS } from '../node/raft-node.js';
 const MiB = 1024 * 1024;
 /** Raft entries kept in memory below a compaction point for slightly slow followers (at most). */
 const MAX_KEEP_TAIL = 1000;
+/** ... and bytes of them: a follower further behind gets a snapshot (DESIGN.md §10 "Size limits"). */
+const MAX_KEEP_TAIL_BYTES = 4 * MiB;
 
 export class SettingsError extends Error {
   constructor(message: string) {
@@ -67,6 +69,8 @@ export function nodeSettingsFromConfig(config: NodeConfig): Partial<NodeSettings
     snapshotEntries: config.snapshotThresholdEntries,
     // A tail longer than the snapshot interval would keep every entry since the previous snapshot.
     keepTail: Math.min(MAX_KEEP_TAIL, config.snapshotThresholdEntries),
+    snapshotBytes: config.snapshotThresholdSize,
+    keepTailBytes: Math.min(MAX_KEEP_TAIL_BYTES, config.snapshotThresholdSize),
     maxMsgBytes,
     txnLimits: {
       maxKeyBytes: config.maxKeySize,

@@ -64,8 +64,14 @@ describe('loadNodeConfig: defaults and precedence', () => {
     assert.equal(config.requestTimeoutMs, 5000);
     assert.equal(config.logLevel, 'info');
     assert.equal(config.storeBackend, 'lmdb');
+    assert.equal(config.memoryReclaimIntervalMs, 5000);
     assert.deepEqual(origins.id, { source: 'flag', label: '--id' });
     assert.equal(origins.heartbeatIntervalMs.source, 'default');
+  });
+
+  it('takes 0 for memory-reclaim-interval-ms (never reclaim)', () => {
+    const { config } = load({ env: { ATLAS_MEMORY_RECLAIM_INTERVAL_MS: '0' }, flags: { id: 'n1' } });
+    assert.equal(config.memoryReclaimIntervalMs, 0);
   });
 
   it('takes flags over environment over file over defaults', () => {
@@ -213,6 +219,8 @@ describe('loadNodeConfig: errors name the source and the setting', () => {
         '--log-level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
       ],
       [{ storeBackend: 'sqlite' }, '--store-backend: expected one of lmdb, memory, got "sqlite"'],
+      [{ memoryReclaimIntervalMs: '-1' }, '--memory-reclaim-interval-ms: expected a non-negative integer, got "-1"'],
+      [{ memoryReclaimIntervalMs: '90000000' }, '--memory-reclaim-interval-ms: must be at most 86400000, got 90000000'],
       [{ listenClient: 'localhost' }, '--listen-client: expected host:port, got "localhost"'],
       [
         { listenPeer: '127.0.0.1:99999' },

@@ -291,6 +291,44 @@ describe('RaftNode on a 3-node in-process cluster', () => {
     c.stopAll();
   });
 
+  /**
+   * A follower is down while 12 entries of ~10 KiB commit; the leader compacts by bytes. Returns
+   * the leader's snapshot index after the writes and the snapshots the follower installed once back.
+   */
+  async function compactByBytes(snapshotBytes: number, keepTailBytes: number) {
+    const installed: number[] = [];
+    const c = new TestCluster({
+      settings: { snapshotEntries: 1_000_000, snapshotBytes, keepTail: 1000, keepTailBytes },
+      hooks: () => ({ snapshotInstalled: (_g, meta) => installed.push(meta.index) }),
+    });
+    await c.boot();
+    const leader = await c.waitForLeader();
+    const victim = c.followers()[0]!.id;
+    c.crash(victim);
+    const value = 'v'.repeat(10 * 1024);
+    for (let i = 0; i < 12; i++) await c.settle(leader.write(put(`b${i}`, value)));
+    const snapshotIndex = leader.status().snapshotIndex;
+    await c.restart(victim);
+    await c.runUntil(() => c.get(victim).node?.replica(0).appliedIndex === leader.replica(0).appliedIndex, 5000);
+    const back = await c.settle(c.node(victim).get(Buffer.from('b11'), 'serializable'));
+    assert.equal(back?.value.length, value.length);
+    c.stopAll();
+    return { snapshotIndex, installed };
+  }
+
+  it('compacts once the applied entries reach snapshotBytes, whatever their count', async () => {
+    assert.ok((await compactByBytes(64 * 1024, 1 << 20)).snapshotIndex > 0, 'compacted by bytes');
+    assert.equal((await compactByBytes(1 << 30, 1 << 20)).snapshotIndex, 0, 'below both thresholds: no compaction');
+  });
+
+  it('keeps at most keepTailBytes below a compaction point: a follower further behind gets a snapshot', async () => {
+    const small = await compactByBytes(64 * 1024, 16 * 1024);
+    assert.ok(small.snapshotIndex > 0);
+    assert.ok(small.installed.length > 0, 'caught up from a snapshot');
+    const large = await compactByBytes(64 * 1024, 1 << 20);
+    assert.deepEqual(large.installed, [], 'a 1 MiB tail holds all it missed: caught up by appends');
+  });
+
   it('adds a member as a learner, promotes it once caught up, and removes the leader', async () => {
     const c = new TestCluster();
     await c.boot();

@@ -158,9 +158,9 @@ export class TestNode {
   }
 
   /** The application snapshots its state at the applied index; raft keeps `keepTail` entries. */
-  compact(keepTail: number): void {
+  compact(keepTail: number, keepTailBytes?: number): void {
     const meta = this.snapshotMeta();
-    this.raft.compact(meta.index, keepTail);
+    this.raft.compact(meta.index, keepTail, keepTailBytes);
     this.disk.snapshot = meta;
     const first = this.raft.status().firstIndex;
     this.disk.entries = this.disk.entries.filter((e) => e.index >= first);

@@ -5,13 +5,13 @@ import type { AppendResponse, SnapshotRequest } from '../../src/raft/types.js';
 import { TestNetwork } from './network.js';
 import { conf, drain, newGroup } from './util.js';
 
-function lagBehindCompaction(keepTail: number): TestNetwork {
+function lagBehindCompaction(keepTail: number, keepTailBytes?: number): TestNetwork {
   const net = new TestNetwork(['a', 'b', 'c']);
   net.elect('a');
   net.propose('a', 'x0');
   net.isolate('c');
   for (let i = 1; i < 20; i++) net.propose('a', `x${i}`);
-  net.node('a').compact(keepTail);
+  net.node('a').compact(keepTail, keepTailBytes);
   return net;
 }
 
@@ -39,6 +39,15 @@ describe('snapshots and log compaction (Raft §7)', () => {
     assert.equal(s.firstIndex, 17);
     assert.equal(net.raft('a').term(15), undefined);
     assert.equal(net.raft('a').term(16), 1, 'the term just before the first entry is kept');
+  });
+
+  it('the kept tail is also bounded in bytes (entryBytes: data + 32)', () => {
+    // Entries 19, 20, 21 hold x17, x18, x19: 3 bytes of data, 35 entryBytes each.
+    assert.equal(lagBehindCompaction(10, 105).raft('a').status().firstIndex, 19);
+    assert.equal(lagBehindCompaction(10, 104).raft('a').status().firstIndex, 20);
+    assert.equal(lagBehindCompaction(10, 0).raft('a').status().firstIndex, 22);
+    assert.equal(lagBehindCompaction(2, 1_000_000).raft('a').status().firstIndex, 20, 'the entry count still binds');
+    assert.throws(() => lagBehindCompaction(5, -1), RangeError);
   });
 
   it('a follower behind the compacted log gets a snapshot, installs it, then continues by appends', () => {
