@@ -11,8 +11,8 @@
  * exports keep using the old slot until then; a failed import clears the new slot and changes
  * nothing else; a crash during an import leaves an inactive slot that the next open clears.
  *
- * A kv entry is one LMDB value: a 24-byte binary header (create/mod revision, version) and the value
- * (stored-entry.ts). Keys too long for LMDB go into buckets (long-key-bucket.ts). The state record
+ * A kv entry is one LMDB value: a header (create/mod revision, version; compact varints in format 2,
+ * fixed u64s in format 1) and the value (stored-entry.ts). Keys too long for LMDB go into buckets (long-key-bucket.ts). The state record
  * (applied index, revision, key counts) is rewritten by every apply in the same transaction as its
  * writes, so after a crash the node replays the WAL from exactly appliedIndex + 1.
  */
@@ -53,13 +53,7 @@ import type {
   StateStore,
   TxnResult,
 } from './state-store.js';
-import {
-  copyEntryValue,
-  decodeEntryVersion,
-  ENTRY_HEADER_BYTES,
-  encodeStoredEntry,
-  StoredEntryEncoder,
-} from './stored-entry.js';
+import { StoredEntryCodec } from './stored-entry.js';
 import { type EntryVersion, executeTxn, type TxnStateView } from './txn-engine.js';
 import { type BatchWrite, PendingWrites } from './pending-writes.js';
 import { readUint64LE, writeUint64LE } from './uint64.js';
@@ -107,7 +101,8 @@ export const LMDB_COMMIT_FLAGS = 0x1 | 0x2 | 0x10000;
 /** LMDB page size of a new store. */
 export const LMDB_DEFAULT_PAGE_SIZE = 4096;
 
-const FORMAT_VERSION = 1;
+/** Format of a new store: 2 = compact entry headers (stored-entry.ts); 1 (fixed headers) is still read and written. */
+const FORMAT_VERSION = 2;
 const CONTROL_FORMAT = Buffer.from('format');
 const CONTROL_ACTIVE = Buffer.from('active');
 const CONTROL_STATE = [Buffer.from('state/0'), Buffer.from('state/1')] as const;
@@ -120,6 +115,12 @@ const openPaths = new Set<string>();
 
 const noop = (): void => {};
 
+/** A copy of bytes [from, to) (Buffer#slice would be a view: lmdb-js reuses its read buffers). */
+const copySlice = Uint8Array.prototype.slice;
+function copyBytes(raw: Buffer, from: number, to: number): Buffer {
+  return copySlice.call(raw, from, to) as Buffer;
+}
+
 export interface LmdbStoreOptions {
   limits?: Partial<StoreLimits>;
   /**
@@ -129,6 +130,11 @@ export interface LmdbStoreOptions {
   inlineKeyMaxBytes?: number;
   /** LMDB page size for a new store, in bytes (default 4096). */
   pageSize?: number;
+  /**
+   * Format of a new store (default FORMAT_VERSION, 2). 1 (fixed 24-byte entry headers) exists to
+   * test stores created before compact headers; an existing store keeps its own.
+   */
+  formatVersion?: 1 | 2;
 }
 
 interface StoreState {
@@ -196,7 +202,8 @@ export class LmdbStore implements StateStore {
   private kv: BinaryDatabase;
   private meta: BinaryDatabase;
   private state: StoreState;
-  private readonly encoder = new StoredEntryEncoder();
+  /** Set by open from the store's format record. */
+  private readonly entries: StoredEntryCodec;
   private readonly exports = new Set<OpenExport>();
   private importing = false;
   /** Writes of deferred batches not yet committed (read through by later batches). */
@@ -244,6 +251,7 @@ export class LmdbStore implements StateStore {
         realPath,
         resolveStoreLimits(options.limits),
         options.inlineKeyMaxBytes,
+        options.formatVersion,
       );
       openPaths.add(realPath);
       return store;
@@ -258,6 +266,7 @@ export class LmdbStore implements StateStore {
     path: string,
     limits: StoreLimits,
     inlineKeyMaxBytes: number | undefined,
+    formatVersion: 1 | 2 | undefined,
   ) {
     this.root = root;
     this.path = path;
@@ -289,7 +298,7 @@ export class LmdbStore implements StateStore {
         throw new StoreCorruptionError(`${path}: holds key-value data but no format record`);
       }
       format = Buffer.alloc(8);
-      format.writeUInt32LE(FORMAT_VERSION, 0);
+      format.writeUInt32LE(formatVersion ?? FORMAT_VERSION, 0);
       format.writeUInt32LE(inline, 4);
       const created = format;
       root.transactionSync(() => {
@@ -303,11 +312,13 @@ export class LmdbStore implements StateStore {
     }
     if (format.length !== 8) throw new StoreCorruptionError(`${path}: malformed format record`);
     const version = format.readUInt32LE(0);
-    if (version !== FORMAT_VERSION) {
-      throw new StoreCorruptionError(
-        `${path}: store format version ${version}; this build reads version ${FORMAT_VERSION}`,
-      );
+    if (version !== 1 && version !== 2) {
+      throw new StoreCorruptionError(`${path}: store format version ${version}; this build reads versions 1 and 2`);
     }
+    if (formatVersion !== undefined && formatVersion !== version) {
+      throw new InvalidStoreRequestError(`${path} has store format ${version}, not ${formatVersion}`);
+    }
+    this.entries = new StoredEntryCodec(version === 1 ? 'fixed' : 'compact');
     this.inlineKeyMaxBytes = format.readUInt32LE(4);
     if (this.inlineKeyMaxBytes < 1 || this.inlineKeyMaxBytes + 1 > lmdbMaxKey) {
       throw new StoreCorruptionError(
@@ -577,7 +588,7 @@ export class LmdbStore implements StateStore {
           for (const record of piece.keyValues) {
             if (record.key.length <= inlineMax) {
               flushBucket();
-              kv.putSync(record.key, this.encoder.encode(record.value, record), { append: true });
+              kv.putSync(record.key, this.entries.encode(record.value, record), { append: true });
               continue;
             }
             longKeyCount++;
@@ -586,7 +597,7 @@ export class LmdbStore implements StateStore {
             if (bucket === null) bucket = { key: bucketKey, members: [] };
             bucket.members.push({
               suffix: Buffer.from(record.key.subarray(inlineMax)),
-              entry: encodeStoredEntry(record.value, record),
+              entry: this.entries.encodeOwned(record.value, record),
             });
           }
         }, LMDB_COMMIT_FLAGS);
@@ -662,26 +673,26 @@ export class LmdbStore implements StateStore {
       readVersion: (key) => {
         if (key.length <= inlineMax) {
           const raw = keys.get(key);
-          return raw === undefined ? null : decodeEntryVersion(raw, raw.length, key);
+          return raw === undefined ? null : this.entries.decode(raw, raw.length, key);
         }
         const members = this.readBucket(keys, key);
         const at = members === null ? -1 : findMember(members, key.subarray(inlineMax));
         if (members === null || at < 0) return null;
         const entry = members[at]!.entry;
-        return decodeEntryVersion(entry, entry.length, key);
+        return this.entries.decode(entry, entry.length, key);
       },
       readKeyValue: (key) => this.readKeyValue(keys, key),
       write: (key, value, version: EntryVersion, created) => {
         if (created) state.keyCount++;
         if (key.length <= inlineMax) {
-          keys.put(key, this.encoder.encode(value, version));
+          keys.put(key, this.entries.encode(value, version));
           return;
         }
         if (created) state.longKeyCount++;
         const bucketKey = bucketKeyOf(key, inlineMax);
         const members = this.readBucket(keys, key) ?? [];
         const suffix = Buffer.from(key.subarray(inlineMax));
-        const member = { suffix, entry: encodeStoredEntry(value, version) };
+        const member = { suffix, entry: this.entries.encodeOwned(value, version) };
         const at = findMember(members, suffix);
         if (at >= 0) members[at] = member;
         else members.splice(-at - 1, 0, member);
@@ -720,10 +731,10 @@ export class LmdbStore implements StateStore {
       const raw = keys.get(key);
       if (raw === undefined) return null;
       const length = raw.length;
-      const version = decodeEntryVersion(raw, length, key);
+      const version = this.entries.decode(raw, length, key);
       return {
         key,
-        value: copyEntryValue(raw, length),
+        value: copyBytes(raw, version.valueOffset, length),
         createRevision: version.createRevision,
         modRevision: version.modRevision,
         version: version.version,
@@ -733,8 +744,8 @@ export class LmdbStore implements StateStore {
     const at = members === null ? -1 : findMember(members, key.subarray(inlineMax));
     if (members === null || at < 0) return null;
     const entry = members[at]!.entry;
-    const version = decodeEntryVersion(entry, entry.length, key);
-    return { key, value: copyEntryValue(entry, entry.length), ...version };
+    const { createRevision, modRevision, version, valueOffset } = this.entries.decode(entry, entry.length, key);
+    return { key, value: copyBytes(entry, valueOffset, entry.length), createRevision, modRevision, version };
   }
 
   /**
@@ -845,10 +856,10 @@ export class LmdbStore implements StateStore {
     // Each LMDB entry yields at least one key-value, except the (at most two) buckets a long bound
     // falls into, whose members may all lie outside the range: want + 2 entries always suffice.
     this.forEachInRange(this.kv, range, want + 2, (key, entry) => {
-      const version = decodeEntryVersion(entry, entry.length, key);
+      const version = this.entries.decode(entry, entry.length, key);
       out.push({
         key,
-        value: entry.subarray(ENTRY_HEADER_BYTES),
+        value: entry.subarray(version.valueOffset),
         createRevision: version.createRevision,
         modRevision: version.modRevision,
         version: version.version,
@@ -909,11 +920,11 @@ export class LmdbStore implements StateStore {
         range,
         undefined,
         (key, entry) => {
-          const version = decodeEntryVersion(entry, entry.length, key);
+          const version = this.entries.decode(entry, entry.length, key);
           walk.resumeAfter = key;
           walk.chunk = writer.addKeyValue({
             key,
-            value: entry.subarray(ENTRY_HEADER_BYTES),
+            value: entry.subarray(version.valueOffset),
             createRevision: version.createRevision,
             modRevision: version.modRevision,
             version: version.version,

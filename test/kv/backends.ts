@@ -33,7 +33,7 @@ export function memoryBackend(): StoreBackend {
 }
 
 /** LmdbStore in a temporary directory; reopen closes the environment and opens the same path. */
-export function lmdbBackend(options: { inlineKeyMaxBytes?: number } = {}): StoreBackend {
+export function lmdbBackend(options: { inlineKeyMaxBytes?: number; formatVersion?: 1 | 2 } = {}): StoreBackend {
   // Created on first use: a backend made only to read its name leaves nothing behind.
   let dir: string | undefined;
   const paths = new Map<StateStore, string>();
@@ -42,15 +42,15 @@ export function lmdbBackend(options: { inlineKeyMaxBytes?: number } = {}): Store
     const store = LmdbStore.open(path, {
       ...(limits === undefined ? {} : { limits }),
       ...(options.inlineKeyMaxBytes === undefined ? {} : { inlineKeyMaxBytes: options.inlineKeyMaxBytes }),
+      ...(options.formatVersion === undefined ? {} : { formatVersion: options.formatVersion }),
     });
     paths.set(store, path);
     return store;
   };
   return {
-    name:
-      options.inlineKeyMaxBytes === undefined
-        ? 'LmdbStore'
-        : `LmdbStore (inline keys <= ${options.inlineKeyMaxBytes} B)`,
+    name: `LmdbStore${options.inlineKeyMaxBytes === undefined ? '' : ` (inline keys <= ${options.inlineKeyMaxBytes} B)`}${
+      options.formatVersion === undefined ? '' : ` (format ${options.formatVersion})`
+    }`,
     async create(createOptions) {
       dir ??= tempDir('kv');
       return openAt(join(dir, `store-${created++}`), createOptions?.limits);

@@ -11,11 +11,19 @@ import { lmdbBackend, memoryBackend } from './backends.js';
 import { bytes, collect, deleteOp, dump, plain, putOp, removeDir, tempDir, text } from './helpers.js';
 import { runStateStoreContract } from './state-store-contract.js';
 
-const backends = [memoryBackend, () => lmdbBackend(), () => lmdbBackend({ inlineKeyMaxBytes: 2 })];
+const backends = [
+  memoryBackend,
+  () => lmdbBackend(),
+  () => lmdbBackend({ inlineKeyMaxBytes: 2 }),
+  () => lmdbBackend({ formatVersion: 1 }),
+];
 
 runStateStoreContract(() => lmdbBackend(), backends);
 // Every key longer than 2 bytes goes through the long-key bucket path.
 runStateStoreContract(() => lmdbBackend({ inlineKeyMaxBytes: 2 }), backends);
+// Stores created before compact entry headers (format 1), in both key paths.
+runStateStoreContract(() => lmdbBackend({ formatVersion: 1 }), backends);
+runStateStoreContract(() => lmdbBackend({ formatVersion: 1, inlineKeyMaxBytes: 2 }), backends);
 
 describe('LmdbStore', () => {
   let dir: string;
@@ -100,6 +108,41 @@ describe('LmdbStore', () => {
     await again.importSnapshot(await collect(memory.exportSnapshot(Buffer.alloc(0))));
     check(again);
     assert.deepEqual(dump(again), expected);
+  });
+
+  it('opens a store created with fixed entry headers (format 1) and keeps writing that format', async () => {
+    const path = join(dir, 'format1');
+    const old = LmdbStore.open(path, { formatVersion: 1 });
+    old.apply({ appliedIndex: 1, txns: [plain(putOp(text('a'), text('old')))] });
+    await old.close();
+    const store = openStore('format1');
+    assert.equal(store.get(text('a'))?.value.toString(), 'old');
+    store.apply({ appliedIndex: 2, txns: [plain(putOp(text('b'), text('new'))), plain(putOp(text('a'), text('again')))] });
+    assert.deepEqual(
+      store.range({}).map((kv) => [kv.key.toString(), kv.value.toString(), kv.createRevision, kv.modRevision, kv.version]),
+      [
+        ['a', 'again', 1, 3, 2],
+        ['b', 'new', 2, 2, 1],
+      ],
+    );
+    await store.close();
+    opened.pop();
+    const raw = open<Buffer, Buffer>({ path, maxDbs: 8, keyEncoding: 'binary', encoding: 'binary' });
+    const kv = raw.openDB<Buffer, Buffer>('kv/0', { keyEncoding: 'binary', encoding: 'binary' });
+    assert.equal(kv.getBinary(text('b'))?.length, 24 + 3, 'a fixed 24-byte header');
+    await raw.close();
+    assert.throws(() => LmdbStore.open(path, { formatVersion: 2 }), /has store format 1, not 2/);
+    const fresh = openStore('format2');
+    fresh.apply({ appliedIndex: 1, txns: [plain(putOp(text('b'), text('new')))] });
+    await fresh.close();
+    opened.pop();
+    const raw2 = open<Buffer, Buffer>({ path: join(dir, 'format2'), maxDbs: 8, keyEncoding: 'binary', encoding: 'binary' });
+    assert.equal(
+      raw2.openDB<Buffer, Buffer>('kv/0', { keyEncoding: 'binary', encoding: 'binary' }).getBinary(text('b'))?.length,
+      3 + 3,
+      'a new store: compact header (revision 1, age 0, version 1)',
+    );
+    await raw2.close();
   });
 
   it('clears the leftovers of an import cut short by a crash when it opens', async () => {
