@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { ApiError } from '../../src/api/http/api-error.js';
 import { NodeError, type NodeErrorCode } from '../../src/node/errors.js';
 import { type CallOptions, type TestServer, call, encodeKey, startServer } from './http-fixtures.js';
 
@@ -648,5 +649,18 @@ describe('HTTP API: deadlines and graceful close', () => {
     assert.equal(reply.headers['connection'], 'close');
     await closed;
     assert.equal(t.service.peek('slow')!.value.toString(), 'v');
+  });
+});
+
+describe('ApiError', () => {
+  it('captures no stack (it is an answer, not a fault) and leaves stack capture on for other errors', () => {
+    const before = Error.stackTraceLimit;
+    const e = new ApiError(404, 'key_not_found', 'key "k" not found');
+    assert.equal(Error.stackTraceLimit, before);
+    assert.equal(e.stack, 'ApiError: key "k" not found', 'no frames');
+    assert.equal(e.message, 'key "k" not found');
+    assert.equal(e.name, 'ApiError');
+    assert.ok(e instanceof Error);
+    assert.match(new Error('other').stack ?? '', /\n\s+at /);
   });
 });
