@@ -48,6 +48,12 @@ export const MAX_INITIAL_MEMBERS = 15;
  */
 export const DEFAULT_SNAPSHOT_THRESHOLD_ENTRIES = 1000;
 /**
+ * Applied entries wait this long to share one LMDB commit (two disk flushes each): the WAL holds
+ * them durably meanwhile, writes are answered once their results are known, and linearizable reads
+ * that need them commit at once; serializable reads may see the state this much older.
+ */
+export const DEFAULT_STORE_COMMIT_DELAY_MS = 10;
+/**
  * How often a node hands freed native memory back to the kernel (src/server/memory-reclaimer.ts):
  * malloc_trim, and a full GC first once per idle period. Measured in docs/benchmarks.md "Memory".
  */
@@ -113,6 +119,7 @@ export const nodeConfigFields = {
   maxClientConnections: setting((raw) => parsePositiveInteger(raw, 1_000_000), 1024),
   logLevel: setting((raw) => parseChoice(raw, LOG_LEVELS), 'info' as LogLevel),
   storeBackend: setting((raw) => parseChoice(raw, STORE_BACKENDS), 'lmdb' as StoreBackend),
+  storeCommitDelayMs: setting((raw) => parseNonNegativeInteger(raw, 1000), DEFAULT_STORE_COMMIT_DELAY_MS),
   memoryReclaimIntervalMs: setting((raw) => parseNonNegativeInteger(raw, 86_400_000), DEFAULT_MEMORY_RECLAIM_INTERVAL_MS),
 };
 
@@ -145,6 +152,7 @@ export const SETTING_DESCRIPTIONS: Record<SettingKey, string> = {
   maxClientConnections: 'open client HTTP connections at most (default 1024)',
   logLevel: `log level: ${LOG_LEVELS.join(' | ')} (default info)`,
   storeBackend: `state machine store: ${STORE_BACKENDS.join(' | ')} (default lmdb)`,
+  storeCommitDelayMs: `how long applied entries wait to share one store commit, in ms; 0 commits each at once (default ${DEFAULT_STORE_COMMIT_DELAY_MS})`,
   memoryReclaimIntervalMs: `how often freed native memory is handed back to the OS (glibc malloc_trim; a full GC first when the node was idle), in ms; 0 never (default ${DEFAULT_MEMORY_RECLAIM_INTERVAL_MS})`,
 };
 

@@ -115,6 +115,21 @@ const openPaths = new Set<string>();
 
 const noop = (): void => {};
 
+/** A deferred batch waiting for its commit (applyDeferred with commitDelayMs). */
+interface HeldBatch {
+  batch: ApplyBatch;
+  next: StoreState;
+  writes: BatchWrite[];
+  seq: number;
+  results: TxnResult[];
+  resolve: (results: TxnResult[]) => void;
+  reject: (error: unknown) => void;
+}
+/** Longest commit delay: readers that do not call commitPending() may see state this much older. */
+export const MAX_COMMIT_DELAY_MS = 1000;
+/** Held batches beyond this commit at once: the replica lets only a few batches land at a time. */
+const MAX_HELD_BATCHES = 4;
+
 /** A copy of bytes [from, to) (Buffer#slice would be a view: lmdb-js reuses its read buffers). */
 const copySlice = Uint8Array.prototype.slice;
 function copyBytes(raw: Buffer, from: number, to: number): Buffer {
@@ -130,6 +145,12 @@ export interface LmdbStoreOptions {
   inlineKeyMaxBytes?: number;
   /** LMDB page size for a new store, in bytes (default 4096). */
   pageSize?: number;
+  /**
+   * How long applyDeferred batches wait in memory to share one LMDB commit (default 0: each commits
+   * at once). Every commit costs the disk two flushes (overlapping sync); the WAL holds the batches
+   * durably meanwhile, and readers that need one call commitPending().
+   */
+  commitDelayMs?: number;
   /**
    * Format of a new store (default FORMAT_VERSION, 2). 1 (fixed 24-byte entry headers) exists to
    * test stores created before compact headers; an existing store keeps its own.
@@ -216,6 +237,10 @@ export class LmdbStore implements StateStore {
   private batchSeq = 0;
   /** A deferred batch failed: what was pending is lost, so the store takes no more batches. */
   private failed: Error | null = null;
+  /** Deferred batches held back for commitDelayMs, oldest first; committed together. */
+  private held: HeldBatch[] = [];
+  private heldTimer: NodeJS.Timeout | null = null;
+  private commitDelayMs = 0;
   /** The committed key space (the active slot), as the batch code reads and writes it. */
   private readonly committedKeys: RawKeySpace = {
     get: (key) => this.kv.getBinaryFast(key),
@@ -253,6 +278,11 @@ export class LmdbStore implements StateStore {
         options.inlineKeyMaxBytes,
         options.formatVersion,
       );
+      const delay = options.commitDelayMs ?? 0;
+      if (!Number.isSafeInteger(delay) || delay < 0 || delay > MAX_COMMIT_DELAY_MS) {
+        throw new InvalidStoreRequestError(`commitDelayMs must be an integer in [0, ${MAX_COMMIT_DELAY_MS}], got ${delay}`);
+      }
+      store.commitDelayMs = delay;
       openPaths.add(realPath);
       return store;
     } catch (error) {
@@ -400,33 +430,64 @@ export class LmdbStore implements StateStore {
     }
     next.appliedIndex = batch.appliedIndex;
     this.tip = next;
+    const landed = new Promise<TxnResult[]>((resolve, reject) => {
+      this.held.push({ batch, next, writes, seq, results, resolve, reject });
+    });
+    this.pendingBatches++;
+    this.lastPending = landed;
+    if (this.commitDelayMs === 0 || this.held.length >= MAX_HELD_BATCHES) this.commitPending();
+    else if (this.heldTimer === null) {
+      this.heldTimer = setTimeout(() => {
+        this.heldTimer = null;
+        this.commitPending();
+      }, this.commitDelayMs);
+    }
+    computed?.(results);
+    return landed;
+  }
+
+  /**
+   * Commits every held batch in one LMDB write transaction (each batch's writes, meta and state
+   * record in order, so the last state record wins), on lmdb-js's write thread; each batch's
+   * promise settles with that commit.
+   */
+  commitPending(): void {
+    if (this.heldTimer !== null) {
+      clearTimeout(this.heldTimer);
+      this.heldTimer = null;
+    }
+    if (this.held.length === 0) return;
+    const group = this.held;
+    this.held = [];
     const kv = this.kv;
-    const landed = this.root
+    this.root
       .childTransaction(() => {
-        for (const w of writes) {
-          if (w.raw === null) kv.removeSync(w.key);
-          else kv.putSync(w.key, w.raw);
+        for (const h of group) {
+          for (const w of h.writes) {
+            if (w.raw === null) kv.removeSync(w.key);
+            else kv.putSync(w.key, w.raw);
+          }
+          this.writeMetaAndState(h.batch, h.next);
         }
-        this.writeMetaAndState(batch, next);
       })
       .then(
         () => {
-          this.state = next;
-          this.pending.release(writes, seq);
-          this.pendingBatches--;
+          for (const h of group) {
+            this.state = h.next;
+            this.pending.release(h.writes, h.seq);
+            this.pendingBatches--;
+            h.resolve(h.results);
+          }
           if (this.pendingBatches === 0) this.lastPending = null;
-          return results;
         },
         (error: unknown) => {
-          this.pendingBatches--;
           this.failed = error instanceof Error ? error : new Error(String(error));
-          throw error;
+          for (const h of group) {
+            this.pendingBatches--;
+            h.reject(error);
+          }
         },
       );
-    this.pendingBatches++;
-    this.lastPending = landed;
-    computed?.(results);
-    return landed;
   }
 
   private checkApply(what: string, batch: ApplyBatch): void {
@@ -465,6 +526,7 @@ export class LmdbStore implements StateStore {
 
   /** Settles every pending deferred batch (a failure is the caller's to handle). */
   private async settleApply(): Promise<void> {
+    this.commitPending();
     while (this.lastPending !== null) {
       const last = this.lastPending;
       await last.then(noop, noop);

@@ -204,6 +204,9 @@ export class MemoryStore implements StateStore {
     return landed;
   }
 
+  /** Batches land when scheduleCommit says (the simulator chooses): nothing is held back here. */
+  commitPending(): void {}
+
   /** Makes the committed batches at the front of `landing` visible, in order. */
   private landCommitted(): void {
     while (this.landing.length > 0 && this.landing[0]!.committed) {

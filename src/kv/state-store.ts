@@ -106,6 +106,12 @@ export interface StateStore {
    * No apply or importSnapshot while any is pending.
    */
   applyDeferred(batch: ApplyBatch, computed?: (results: TxnResult[]) => void): Promise<TxnResult[]>;
+  /**
+   * Starts the commit of every batch applyDeferred is holding back now (LmdbStore's commitDelayMs
+   * gathers batches into one disk commit); a no-op where none are held. For a reader that waits
+   * for them to become visible.
+   */
+  commitPending(): void;
   get(key: Buffer): KeyValue | null;
   range(options: RangeOptions): KeyValue[];
   prefix(prefix: Buffer, options?: { limit?: number; reverse?: boolean }): KeyValue[];

@@ -1010,6 +1010,8 @@ export class GroupReplica {
           (e: unknown) => this.host.fatal(e instanceof Error ? e : new Error(String(e))),
         );
       }
+      // Linearizable reads waiting for these entries: no commit delay for them (serveReads).
+      if (this.readyReads.length > 0) this.store.commitPending();
     } finally {
       this.pumping = false;
     }
@@ -1323,6 +1325,8 @@ export class GroupReplica {
       }
     }
     this.readyReads = waiting;
+    // Reads wait for batches the store may be holding back to share a commit: commit them now.
+    if (waiting.length > 0 && this.landing.length > 0) this.store.commitPending();
     if (served > 0) this.host.hooks.read?.({ group: this.group, consistency: 'linearizable', count: served });
   }
 

@@ -361,7 +361,10 @@ async function openStorage(
     onSync: (s) => metrics.observeWalFsync(s.latencyMs / 1000),
   });
   cleanup.push({ what: 'close WAL', run: () => wal.close() });
-  const store = LmdbStore.open(dataDir.storeDir, { limits: storeLimitsFromConfig(config) });
+  const store = LmdbStore.open(dataDir.storeDir, {
+    limits: storeLimitsFromConfig(config),
+    commitDelayMs: config.storeCommitDelayMs,
+  });
   cleanup.push({ what: 'close store', run: () => store.close() });
   const storage = new WalLogStorage(wal, {
     confOf: () => readStoreConf(store),

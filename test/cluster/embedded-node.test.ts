@@ -39,6 +39,24 @@ describe('embedded node (startNode)', { timeout: 60_000 }, () => {
     rmSync(root, { recursive: true, force: true });
   });
 
+  it('a linearizable read does not wait out the store commit delay; a restart keeps held entries (WAL)', async () => {
+    const node = await startNode({ ...settings, id: 'e2', dataDir: join(root, 'e2'), storeCommitDelayMs: 1000 });
+    open.push(node);
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await node.service.write(putTxn(`d${i}`, `v${i}`))).succeeded, true);
+      const t0 = performance.now();
+      assert.equal((await node.service.get(Buffer.from(`d${i}`), 'linearizable'))?.value.toString(), `v${i}`);
+      const ms = performance.now() - t0;
+      assert.ok(ms < 700, `read ${i} took ${ms.toFixed(0)} ms: it waited for the 1 s commit delay`);
+    }
+    await node.service.write(putTxn('last', 'held'));
+    await node.close();
+    const again = await startNode({ ...settings, id: 'e2', dataDir: join(root, 'e2'), storeCommitDelayMs: 1000 });
+    open.push(again);
+    assert.equal((await again.service.get(Buffer.from('last'), 'linearizable'))?.value.toString(), 'held');
+    await again.close();
+  });
+
   it('serves writes and reads through the KvService and HTTP, and recovers them after a restart', async () => {
     const node = await startNode(settings);
     open.push(node);

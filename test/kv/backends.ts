@@ -33,7 +33,9 @@ export function memoryBackend(): StoreBackend {
 }
 
 /** LmdbStore in a temporary directory; reopen closes the environment and opens the same path. */
-export function lmdbBackend(options: { inlineKeyMaxBytes?: number; formatVersion?: 1 | 2 } = {}): StoreBackend {
+export function lmdbBackend(
+  options: { inlineKeyMaxBytes?: number; formatVersion?: 1 | 2; commitDelayMs?: number } = {},
+): StoreBackend {
   // Created on first use: a backend made only to read its name leaves nothing behind.
   let dir: string | undefined;
   const paths = new Map<StateStore, string>();
@@ -43,6 +45,7 @@ export function lmdbBackend(options: { inlineKeyMaxBytes?: number; formatVersion
       ...(limits === undefined ? {} : { limits }),
       ...(options.inlineKeyMaxBytes === undefined ? {} : { inlineKeyMaxBytes: options.inlineKeyMaxBytes }),
       ...(options.formatVersion === undefined ? {} : { formatVersion: options.formatVersion }),
+      ...(options.commitDelayMs === undefined ? {} : { commitDelayMs: options.commitDelayMs }),
     });
     paths.set(store, path);
     return store;
@@ -50,7 +53,7 @@ export function lmdbBackend(options: { inlineKeyMaxBytes?: number; formatVersion
   return {
     name: `LmdbStore${options.inlineKeyMaxBytes === undefined ? '' : ` (inline keys <= ${options.inlineKeyMaxBytes} B)`}${
       options.formatVersion === undefined ? '' : ` (format ${options.formatVersion})`
-    }`,
+    }${options.commitDelayMs === undefined ? '' : ` (commit delay ${options.commitDelayMs} ms)`}`,
     async create(createOptions) {
       dir ??= tempDir('kv');
       return openAt(join(dir, `store-${created++}`), createOptions?.limits);

@@ -24,6 +24,8 @@ runStateStoreContract(() => lmdbBackend({ inlineKeyMaxBytes: 2 }), backends);
 // Stores created before compact entry headers (format 1), in both key paths.
 runStateStoreContract(() => lmdbBackend({ formatVersion: 1 }), backends);
 runStateStoreContract(() => lmdbBackend({ formatVersion: 1, inlineKeyMaxBytes: 2 }), backends);
+// Deferred batches held back to share commits.
+runStateStoreContract(() => lmdbBackend({ commitDelayMs: 5 }), backends);
 
 describe('LmdbStore', () => {
   let dir: string;
@@ -108,6 +110,47 @@ describe('LmdbStore', () => {
     await again.importSnapshot(await collect(memory.exportSnapshot(Buffer.alloc(0))));
     check(again);
     assert.deepEqual(dump(again), expected);
+  });
+
+  it('holds deferred batches for commitDelayMs and commits them together, or at once on commitPending()', async () => {
+    const store = openStore('held', { commitDelayMs: 1000 });
+    const landed: number[] = [];
+    const computed: number[] = [];
+    const t0 = performance.now();
+    const first = store.applyDeferred({ appliedIndex: 1, txns: [plain(putOp(text('a'), text('1')))] }, () => computed.push(1));
+    const second = store.applyDeferred({ appliedIndex: 2, txns: [plain(putOp(text('a'), text('2')))] }, (r) => {
+      computed.push(2);
+      assert.equal(r[0]?.revision, 2, 'computed against the held first batch');
+    });
+    void first.then(() => landed.push(1));
+    void second.then(() => landed.push(2));
+    assert.deepEqual(computed, [1, 2], 'results are known at once');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(landed, [], 'held: not visible yet');
+    assert.equal(store.appliedIndex(), 0);
+    assert.equal(store.get(text('a')), null);
+    store.commitPending();
+    await second;
+    assert.ok(performance.now() - t0 < 900, 'committed on commitPending(), not by the 1 s timer');
+    assert.deepEqual(landed, [1, 2]);
+    assert.equal(store.appliedIndex(), 2);
+    assert.equal(store.get(text('a'))?.value.toString(), '2');
+    // The timer commits too; and a fourth held batch commits without waiting for it.
+    const timed = store.applyDeferred({ appliedIndex: 3, txns: [plain(putOp(text('b'), text('3')))] });
+    await timed;
+    assert.equal(store.appliedIndex(), 3);
+    const t1 = performance.now();
+    const four = [4, 5, 6, 7].map((i) => store.applyDeferred({ appliedIndex: i, txns: [plain(putOp(text('c'), text(`${i}`)))] }));
+    await Promise.all(four);
+    assert.ok(performance.now() - t1 < 900, 'four held batches commit without the timer');
+    // sync() and close() commit what is held; the reopened store has it.
+    void store.applyDeferred({ appliedIndex: 8, txns: [plain(putOp(text('d'), text('8')))] });
+    await store.close();
+    opened.pop();
+    const again = openStore('held');
+    assert.equal(again.appliedIndex(), 8);
+    assert.equal(again.get(text('d'))?.value.toString(), '8');
+    assert.throws(() => LmdbStore.open(join(dir, 'bad-delay'), { commitDelayMs: 1001 }), /commitDelayMs must be an integer in \[0, 1000\]/);
   });
 
   it('opens a store created with fixed entry headers (format 1) and keeps writing that format', async () => {
