@@ -459,6 +459,15 @@ export class LmdbStore implements StateStore {
     if (this.held.length === 0) return;
     const group = this.held;
     this.held = [];
+    if (this.failed !== null) {
+      // Computed on top of a batch that never landed: committing them would skip its writes.
+      const failure = this.failed;
+      for (const h of group) {
+        this.pendingBatches--;
+        h.reject(failure);
+      }
+      return;
+    }
     const kv = this.kv;
     this.root
       .childTransaction(() => {

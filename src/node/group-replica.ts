@@ -475,6 +475,7 @@ export class GroupReplica {
     this.installing = true;
     let header: SnapshotHeader;
     try {
+      if (this.landing.length > 0) this.store.commitPending(); // none held back for the delay
       while (this.landing.length > 0 && this.lastLanding !== null) await this.lastLanding;
       for (const item of this.applyQueue) {
         if (item.entry.index > meta.index) {
