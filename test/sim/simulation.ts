@@ -128,6 +128,8 @@ class Simulation {
   private readonly bugs: ReadonlySet<PlantedBug>;
   private readonly snapshotEntries: number;
   private readonly keepTail: number;
+  private readonly snapshotBytes: number;
+  private readonly keepTailBytes: number;
   /** Probability that a new leader is struck at once; a third of the seeds run in leader churn. */
   private readonly leaderChurn: number;
   /** Per-seed replication shape: tiny messages and windows make more interleavings reachable. */
@@ -165,6 +167,11 @@ class Simulation {
     const netRng = root.fork('network');
     this.storeRng = root.fork('store');
     const clientRng = root.fork('clients');
+    // Drawn from their own fork (after the others), so earlier seeds' runs are unchanged otherwise.
+    // Half the runs compact by bytes too and keep a byte-bounded tail (entries here are ~100 bytes).
+    const compactionRng = root.fork('compaction-bytes');
+    this.snapshotBytes = compactionRng.chance(0.5) ? compactionRng.range(200, 2000) : 64 * 1024 * 1024;
+    this.keepTailBytes = compactionRng.chance(0.5) ? compactionRng.range(0, 600) : 16 * 1024 * 1024;
     this.tracing = options.trace === true;
     this.bugs = new Set(options.bugs ?? []);
     // Small thresholds so snapshots and compaction happen often (DESIGN.md §8).
@@ -373,7 +380,9 @@ class Simulation {
         heartbeatTick: 2,
         requestTimeoutMs: 1000,
         snapshotEntries: this.snapshotEntries,
+        snapshotBytes: this.snapshotBytes,
         keepTail: this.keepTail,
+        keepTailBytes: this.keepTailBytes,
         learnerCatchUpLag: 4,
         maxMsgBytes: this.maxMsgBytes,
         txnLimits: { maxKeyBytes: 16, maxValueBytes: 24, maxOpsPerTxn: 4, maxTxnBytes: 48 },
