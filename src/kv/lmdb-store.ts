@@ -11,9 +11,9 @@
  * exports keep using the old slot until then; a failed import clears the new slot and changes
  * nothing else; a crash during an import leaves an inactive slot that the next open clears.
  *
- * A kv entry is one LMDB value: a header (create/mod revision, version; compact varints in format 2,
- * fixed u64s in format 1) and the value (stored-entry.ts). Keys too long for LMDB go into buckets (long-key-bucket.ts). The state record
- * (applied index, revision, key counts) is rewritten by every apply in the same transaction as its
+ * A kv entry is one LMDB value: a header (create/mod revision, version; compact varints in format
+ * 2, fixed u64s in format 1) and the value (stored-entry.ts). Keys too long for LMDB go into buckets
+ * (long-key-bucket.ts). The state record (applied index, revision, key counts) is rewritten by every apply in the same transaction as its
  * writes, so after a crash the node replays the WAL from exactly appliedIndex + 1.
  */
 import { mkdirSync, realpathSync } from 'node:fs';
@@ -240,7 +240,6 @@ export class LmdbStore implements StateStore {
   /** Deferred batches held back for commitDelayMs, oldest first; committed together. */
   private held: HeldBatch[] = [];
   private heldTimer: NodeJS.Timeout | null = null;
-  private commitDelayMs = 0;
   /** The committed key space (the active slot), as the batch code reads and writes it. */
   private readonly committedKeys: RawKeySpace = {
     get: (key) => this.kv.getBinaryFast(key),
@@ -258,6 +257,12 @@ export class LmdbStore implements StateStore {
    * a crash are cleared. Throws StoreCorruptionError for a directory holding an unknown format.
    */
   static open(path: string, options: LmdbStoreOptions = {}): LmdbStore {
+    const commitDelayMs = options.commitDelayMs ?? 0;
+    if (!Number.isSafeInteger(commitDelayMs) || commitDelayMs < 0 || commitDelayMs > MAX_COMMIT_DELAY_MS) {
+      throw new InvalidStoreRequestError(
+        `commitDelayMs must be an integer in [0, ${MAX_COMMIT_DELAY_MS}], got ${commitDelayMs}`,
+      );
+    }
     mkdirSync(path, { recursive: true });
     const realPath = realpathSync(path);
     if (openPaths.has(realPath)) {
@@ -277,12 +282,8 @@ export class LmdbStore implements StateStore {
         resolveStoreLimits(options.limits),
         options.inlineKeyMaxBytes,
         options.formatVersion,
+        commitDelayMs,
       );
-      const delay = options.commitDelayMs ?? 0;
-      if (!Number.isSafeInteger(delay) || delay < 0 || delay > MAX_COMMIT_DELAY_MS) {
-        throw new InvalidStoreRequestError(`commitDelayMs must be an integer in [0, ${MAX_COMMIT_DELAY_MS}], got ${delay}`);
-      }
-      store.commitDelayMs = delay;
       openPaths.add(realPath);
       return store;
     } catch (error) {
@@ -297,6 +298,7 @@ export class LmdbStore implements StateStore {
     limits: StoreLimits,
     inlineKeyMaxBytes: number | undefined,
     formatVersion: 1 | 2 | undefined,
+    private readonly commitDelayMs: number,
   ) {
     this.root = root;
     this.path = path;
