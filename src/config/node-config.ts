@@ -119,6 +119,7 @@ export const nodeConfigFields = {
   maxClientConnections: setting((raw) => parsePositiveInteger(raw, 1_000_000), 1024),
   logLevel: setting((raw) => parseChoice(raw, LOG_LEVELS), 'info' as LogLevel),
   storeBackend: setting((raw) => parseChoice(raw, STORE_BACKENDS), 'lmdb' as StoreBackend),
+  // At most LmdbStore's MAX_COMMIT_DELAY_MS (not imported: config stays free of the store's modules).
   storeCommitDelayMs: setting((raw) => parseNonNegativeInteger(raw, 1000), DEFAULT_STORE_COMMIT_DELAY_MS),
   memoryReclaimIntervalMs: setting((raw) => parseNonNegativeInteger(raw, 86_400_000), DEFAULT_MEMORY_RECLAIM_INTERVAL_MS),
 };

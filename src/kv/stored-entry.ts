@@ -87,14 +87,7 @@ export class StoredEntryCodec {
 
   private encodeInto(out: Buffer, value: Uint8Array, version: EntryVersion): Buffer {
     const { createRevision, modRevision } = version;
-    if (
-      !Number.isSafeInteger(createRevision) ||
-      !Number.isSafeInteger(modRevision) ||
-      !Number.isSafeInteger(version.version) ||
-      createRevision < 1 ||
-      modRevision < createRevision ||
-      version.version < 1
-    ) {
+    if (!isPossibleVersion(createRevision, modRevision, version.version)) {
       throw new RangeError(`impossible entry version (create ${createRevision}, mod ${modRevision}, version ${version.version})`);
     }
     let at: number;
@@ -113,14 +106,20 @@ export class StoredEntryCodec {
   }
 }
 
+/** 1 <= create <= mod, version >= 1, all safe integers: the only versions an entry can carry. */
+function isPossibleVersion(createRevision: number, modRevision: number, version: number): boolean {
+  return (
+    Number.isSafeInteger(createRevision) &&
+    Number.isSafeInteger(modRevision) &&
+    Number.isSafeInteger(version) &&
+    createRevision >= 1 &&
+    modRevision >= createRevision &&
+    version >= 1
+  );
+}
+
 function checked(key: Uint8Array, createRevision: number, modRevision: number, version: number): void {
-  if (
-    !Number.isSafeInteger(modRevision) ||
-    !Number.isSafeInteger(version) ||
-    createRevision < 1 ||
-    modRevision < createRevision ||
-    version < 1
-  ) {
+  if (!isPossibleVersion(createRevision, modRevision, version)) {
     corrupt(key, `impossible header (create ${createRevision}, mod ${modRevision}, version ${version})`);
   }
 }
