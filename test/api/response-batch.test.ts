@@ -1,20 +1,20 @@
 import assert from 'node:assert/strict';
-import type { ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
 import { ResponseBatch } from '../../src/api/http/response-batch.js';
+import type { Http1Response } from '../../src/http1/http1-response.js';
 
-/** The part of a ServerResponse the batch uses, recording what it was given. */
+/** The part of an Http1Response the batch uses, recording what it was given. */
 class FakeResponse {
-  ended: Array<[Buffer | string, string | undefined]> = [];
+  ended: Array<Buffer | string> = [];
   destroyed = false;
   constructor(
     private readonly log: string[],
     readonly name: string,
     private readonly fail = false,
   ) {}
-  end(body: Buffer | string, encoding?: string): void {
+  end(body: Buffer | string): void {
     if (this.fail) throw new Error(`${this.name} cannot end`);
-    this.ended.push([body, encoding]);
+    this.ended.push(body);
     this.log.push(this.name);
   }
   destroy(): void {
@@ -22,10 +22,10 @@ class FakeResponse {
   }
 }
 
-const asResponse = (r: FakeResponse) => r as unknown as ServerResponse;
+const asResponse = (r: FakeResponse) => r as unknown as Http1Response;
 
 describe('ResponseBatch', () => {
-  it('ends the answers of one turn together, after the turn, in order, text as UTF-8', async () => {
+  it('ends the answers of one turn together, after the turn, in order', async () => {
     const log: string[] = [];
     const errors: string[] = [];
     const batch = new ResponseBatch({ error: (_f, m) => errors.push(m) });
@@ -37,8 +37,8 @@ describe('ResponseBatch', () => {
     assert.deepEqual(log, [], 'nothing is written within the turn');
     await new Promise((resolve) => setImmediate(resolve));
     assert.deepEqual(log, ['a', 'b']);
-    assert.deepEqual(a.ended, [[Buffer.from('1'), undefined]]);
-    assert.deepEqual(b.ended, [['{"x":"é"}', 'utf8']]);
+    assert.deepEqual(a.ended, [Buffer.from('1')]);
+    assert.deepEqual(b.ended, ['{"x":"é"}']);
     assert.equal(batch.size, 0);
     assert.deepEqual(errors, []);
   });

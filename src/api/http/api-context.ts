@@ -2,10 +2,11 @@
  * What a route handler works with: the parsed request, the node, the limits, and helpers that
  * answer, read the body within its limit, and bound every call into the node by a deadline.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http1Request } from '../../http1/http1-request-parser.js';
+import type { Http1Response } from '../../http1/http1-response.js';
 import type { ClientSession, KvService, ReadConsistency } from '../../node/kv-service.js';
 import { ApiError, invalidRequest } from './api-error.js';
-import { readBody } from './request-body.js';
+import { requestBody } from './request-body.js';
 import type { ResponseBatch } from './response-batch.js';
 import { HEADER_CLIENT_ID, HEADER_SEQ } from './wire.js';
 import { QueryParams } from './wire-codec.js';
@@ -80,8 +81,8 @@ export class ApiContext {
   private done = false;
 
   constructor(
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
+    readonly request: Http1Request,
+    readonly response: Http1Response,
     readonly service: KvService,
     readonly limits: HttpApiLimits,
     private readonly owner: RequestOwner,
@@ -100,19 +101,15 @@ export class ApiContext {
   }
 
   header(name: string): string | undefined {
-    const value = this.req.headers[name];
-    if (Array.isArray(value)) throw invalidRequest(`header ${name} given more than once`);
+    const value = this.request.headers[name];
+    if (value !== undefined && typeof value !== 'string')
+      throw invalidRequest(`header ${name} given more than once`);
     return value;
   }
 
-  /** The request body, at most maxRequestSize bytes. */
-  body(): Promise<Buffer> {
-    return readBody(this.req, {
-      maxBytes: this.limits.maxRequestSize,
-      limitName: 'max-request-size',
-      drainBytes: Math.max(4 * this.limits.maxRequestSize, 8 * 1024 * 1024),
-      timeoutMs: Math.max(this.limits.requestTimeoutMs * 2, 30_000),
-    });
+  /** The request body, at most maxRequestSize bytes (the connection read it before routing). */
+  async body(): Promise<Buffer> {
+    return requestBody(this.request, this.limits.maxRequestSize, 'max-request-size');
   }
 
   /** The exactly-once session from X-Atlas-Client-Id and X-Atlas-Seq (both or neither). */
@@ -159,7 +156,9 @@ export class ApiContext {
     const message = `${kind} did not finish within ${this.limits.requestTimeoutMs + REQUEST_DEADLINE_GRACE_MS} ms`;
     this.owner.expired(
       this,
-      this.deadlineIsWrite ? new ApiError(504, 'outcome_unknown', message) : new ApiError(504, 'timeout', message),
+      this.deadlineIsWrite
+        ? new ApiError(504, 'outcome_unknown', message)
+        : new ApiError(504, 'timeout', message),
     );
   }
 
@@ -192,12 +191,12 @@ export class ApiContext {
     const list: string[] = ['content-type', contentType, 'content-length', String(length)];
     if (headers !== undefined) for (let i = 0; i < headers.length; i++) list.push(headers[i] as string);
     if (closeConnection || this.owner.isClosing) list.push('connection', 'close');
-    const res = this.res;
+    const response = this.response;
     // writeHead validates the headers; if it throws, nothing went out and the caller's error path answers.
-    res.writeHead(status, list);
+    response.writeHead(status, list);
     this.done = true;
     this.deadlineAt = 0;
-    this.owner.responses.end(res, body, this.waitedForNode);
+    this.owner.responses.end(response, body, this.waitedForNode);
     this.owner.answered(this, status);
   }
 
@@ -206,7 +205,7 @@ export class ApiContext {
     if (this.done) return;
     this.done = true;
     this.deadlineAt = 0;
-    this.res.destroy();
-    this.owner.answered(this, this.res.statusCode);
+    this.response.destroy();
+    this.owner.answered(this, this.response.statusCode);
   }
 }

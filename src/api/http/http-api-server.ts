@@ -1,10 +1,11 @@
 /**
- * The HTTP API server on node:http (docs/api.md). It calls only KvService (DESIGN.md §2), maps
+ * The HTTP API server on our HTTP/1.1 server (src/http1, docs/api.md). It calls only KvService (DESIGN.md §2), maps
  * every failure to a JSON error with a stable code, keeps connections alive, bounds connections,
  * headers, bodies and time, and closes gracefully: stop accepting, finish what is in flight.
  */
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Http1ProtocolError, Http1Request } from '../../http1/http1-request-parser.js';
+import type { Http1Response } from '../../http1/http1-response.js';
+import { Http1Server } from '../../http1/http1-server.js';
 import type { KvService } from '../../node/kv-service.js';
 import type { HostPort } from '../../transport/address.js';
 import {
@@ -26,6 +27,7 @@ import {
   transferLeader,
 } from './cluster-routes.js';
 import { InFlightRequests, MAX_TRACKED_REQUESTS } from './in-flight-requests.js';
+import { bodyDrainBytes } from './request-body.js';
 import { ResponseBatch } from './response-batch.js';
 import { deleteKey, getKey, postBatch, postTxn, putKey, rangeKeys } from './kv-routes.js';
 import { type Route, Router } from './router.js';
@@ -78,10 +80,15 @@ const MIN_LISTEN_BACKLOG = 511;
 const MAX_LISTEN_BACKLOG = 65_535;
 /** Connections refused at max-client-connections are logged at most this often (with their count). */
 const DROP_LOG_EVERY_MS = 10_000;
+/** Header fields in one request at most (a client of this API sends a handful). */
+const MAX_HEADER_COUNT = 100;
+/** A request head must arrive within this of its first byte; an idle connection is closed after it. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const KEEP_ALIVE_TIMEOUT_MS = 10_000;
 
 export class HttpApiServer implements RequestOwner {
   readonly limits: HttpApiLimits;
-  private readonly server: Server;
+  private readonly server: Http1Server;
   private readonly router: Router<Handler>;
   private readonly logger: ApiLogger;
   private readonly requests = new InFlightRequests<ApiContext>(DEADLINE_SWEEP_MS);
@@ -89,7 +96,6 @@ export class HttpApiServer implements RequestOwner {
   private readonly stopCountingInFlight: () => void;
   private readonly stopCountingConnections: () => void;
   private closing: Promise<void> | undefined;
-  private openConnections = 0;
   private droppedSinceLog = 0;
   private lastDropLogMs = Number.NEGATIVE_INFINITY;
 
@@ -106,58 +112,36 @@ export class HttpApiServer implements RequestOwner {
     this.responses = new ResponseBatch(this.logger);
     this.router = new Router(routes(this));
     this.stopCountingInFlight = options.metrics?.countInFlight(() => this.requests.size) ?? (() => {});
-    this.stopCountingConnections = options.metrics?.countConnections(() => this.openConnections) ?? (() => {});
-    this.server = createServer(
-      {
-        // A key may be percent-encoded (3 characters per byte) in the request line.
-        maxHeaderSize: Math.max(16 * 1024, 3 * this.limits.maxKeySize + 8 * 1024),
-        requestTimeout: Math.max(this.limits.requestTimeoutMs * 2, 30_000),
-        headersTimeout: 10_000,
-        keepAliveTimeout: 10_000,
-      },
-      (req, res) => this.handle(req, res),
-    );
-    this.server.maxConnections = this.limits.maxConnections;
-    this.server.on('connection', (socket: Socket) => {
-      this.openConnections++;
-      socket.once('close', () => {
-        this.openConnections--;
-      });
-    });
-    // Past maxConnections node closes a new connection at once: count it and say so in the log.
-    this.server.on('drop', () => this.connectionDropped());
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-      // Malformed HTTP (bad request line, oversize headers): answer 400/431 if the socket still can.
-      if (!socket.writable) return socket.destroy();
-      const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-      const body = JSON.stringify({
-        error: { code: 'invalid_request', message: `malformed HTTP request: ${error.code ?? error.message}` },
-      });
-      socket.end(
-        `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
-          `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
+    this.stopCountingConnections =
+      options.metrics?.countConnections(() => this.server.connectionCount) ?? (() => {});
+    this.server = new Http1Server({
+      // A key may be percent-encoded (3 characters per byte) in the request line.
+      maxHeadBytes: Math.max(16 * 1024, 3 * this.limits.maxKeySize + 8 * 1024),
+      maxHeaderCount: MAX_HEADER_COUNT,
+      maxBodyBytes: this.limits.maxRequestSize,
+      drainBytes: bodyDrainBytes(this.limits.maxRequestSize),
+      maxConnections: this.limits.maxConnections,
+      headersTimeoutMs: HEADERS_TIMEOUT_MS,
+      bodyTimeoutMs: Math.max(this.limits.requestTimeoutMs * 2, 30_000),
+      keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+      onRequest: (request, response) => void this.handle(request, response),
+      onProtocolError: (error, response) => this.answerProtocolError(error, response),
+      // Past maxConnections a new connection is closed at once: count it and say so in the log.
+      onConnectionDropped: () => this.connectionDropped(),
     });
   }
 
   /** Starts listening; resolves with the bound address (the real port when 0 was asked for). */
   async listen(address: HostPort): Promise<HostPort> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      const backlog = Math.min(Math.max(this.limits.maxConnections, MIN_LISTEN_BACKLOG), MAX_LISTEN_BACKLOG);
-      this.server.listen(address.port, address.host, backlog, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
+    const backlog = Math.min(Math.max(this.limits.maxConnections, MIN_LISTEN_BACKLOG), MAX_LISTEN_BACKLOG);
+    const bound = await this.server.listen(address.port, address.host, backlog);
     this.requests.start();
-    const bound = this.server.address() as AddressInfo;
     return { host: bound.address, port: bound.port };
   }
 
   /** http://host:port of the listener (after listen). */
   get url(): string {
-    const bound = this.server.address() as AddressInfo | null;
+    const bound = this.server.address();
     if (!bound) throw new Error('HttpApiServer: not listening');
     const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
     return `http://${host}:${bound.port}`;
@@ -174,7 +158,7 @@ export class HttpApiServer implements RequestOwner {
 
   /** Client connections open now. */
   get connectionsOpen(): number {
-    return this.openConnections;
+    return this.server.connectionCount;
   }
 
   private connectionDropped(): void {
@@ -199,7 +183,7 @@ export class HttpApiServer implements RequestOwner {
     // Answers given before the close began go out now, without the Connection: close of later ones.
     this.responses.flush();
     this.closing = new Promise<void>((resolve) => {
-      const closed = new Promise<void>((done) => this.server.close(() => done()));
+      const closed = this.server.close();
       this.server.closeIdleConnections();
       const timer = setTimeout(() => {
         this.logger.warn(
@@ -237,25 +221,31 @@ export class HttpApiServer implements RequestOwner {
    * nothing per request beyond what the handler needs: no timer (the sweep holds deadlines), no
    * listener (the answer reports itself through answered()), no metrics label objects.
    */
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const ctx = new ApiContext(req, res, this.options.service, this.limits, this, performance.now());
+  private async handle(request: Http1Request, response: Http1Response): Promise<void> {
+    const ctx = new ApiContext(request, response, this.options.service, this.limits, this, performance.now());
     if (!this.requests.tryAdd(ctx)) {
       ctx.tracked = false;
       this.sendError(
         ctx,
-        new ApiError(503, 'overloaded', `more than ${MAX_TRACKED_REQUESTS} requests in flight`, {}, {
-          'retry-after': '1',
-        }),
+        new ApiError(
+          503,
+          'overloaded',
+          `more than ${MAX_TRACKED_REQUESTS} requests in flight`,
+          {},
+          {
+            'retry-after': '1',
+          },
+        ),
       );
       return;
     }
     try {
-      const url = req.url ?? '/';
+      const url = request.target;
       if (url.charCodeAt(0) !== 47 /* / */) {
         throw new ApiError(400, 'invalid_request', 'request target must be a path');
       }
       const queryAt = url.indexOf('?');
-      const match = this.router.match(req.method ?? 'GET', queryAt < 0 ? url : url.slice(0, queryAt));
+      const match = this.router.match(request.method, queryAt < 0 ? url : url.slice(0, queryAt));
       ctx.route = match.pattern;
       ctx.params = match.params;
       if (queryAt >= 0) ctx.rawQuery = url.slice(queryAt + 1);
@@ -270,17 +260,34 @@ export class HttpApiServer implements RequestOwner {
   answered(ctx: ApiContext, status: number): void {
     const metrics = this.options.metrics;
     if (metrics) {
-      metrics.observeHttpRequest(ctx.route, ctx.req.method ?? 'GET', status, (performance.now() - ctx.startedMs) / 1000);
+      metrics.observeHttpRequest(
+        ctx.route,
+        ctx.request.method,
+        status,
+        (performance.now() - ctx.startedMs) / 1000,
+      );
     }
-    if (!ctx.tracked) return;
-    const res = ctx.res;
-    if (this.closing !== undefined && !res.closed) {
-      // Shutting down: the request counts as in flight until its answer is flushed, so the idle
-      // connection cut that follows the drain cannot drop an answer still being written.
-      res.once('close', () => this.requests.remove(ctx));
-    } else {
-      this.requests.remove(ctx);
-    }
+    // The answer may still wait in the ResponseBatch; its connection is not idle until it went
+    // out, so closing idle connections after the drain cannot drop it.
+    if (ctx.tracked) this.requests.remove(ctx);
+  }
+
+  /** A request the connection could not parse: a JSON error; the connection closes after it. */
+  private answerProtocolError(error: Http1ProtocolError, response: Http1Response): void {
+    const timedOut = error.status === 408;
+    const body = JSON.stringify({
+      error: {
+        code: timedOut ? 'request_timeout' : 'invalid_request',
+        message: timedOut ? error.message : `malformed HTTP request: ${error.message}`,
+      },
+    });
+    response.writeHead(error.status, [
+      'content-type',
+      'application/json; charset=utf-8',
+      'content-length',
+      String(Buffer.byteLength(body)),
+    ]);
+    response.end(body);
   }
 
   /** RequestOwner: the sweep found a request past its deadline. */
@@ -315,18 +322,13 @@ export class HttpApiServer implements RequestOwner {
       return;
     }
     const apiError = this.toApiError(error);
-    const res = ctx.res;
-    if (res.headersSent) {
+    if (ctx.response.headersSent) {
       // Too late for a status: cut the response so the client cannot take it as complete.
       ctx.abort();
       return;
     }
     const headers: string[] = [];
     for (const [name, value] of Object.entries(apiError.headers)) headers.push(name, value);
-    if (apiError.closeConnection) {
-      const socket = ctx.req.socket;
-      res.on('finish', () => socket.destroy());
-    }
     try {
       ctx.json(apiError.status, apiError.toJSON(), headers, apiError.closeConnection);
     } catch (failure) {

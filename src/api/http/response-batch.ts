@@ -19,15 +19,15 @@
  * Bounded: the queue holds at most the answers produced in one turn, which are at most the
  * requests in flight (InFlightRequests caps those).
  */
-import type { ServerResponse } from 'node:http';
+import type { Http1Response } from '../../http1/http1-response.js';
 
 export interface ResponseBatchLogger {
   error(fields: Record<string, unknown>, message: string): void;
 }
 
 export class ResponseBatch {
-  /** Flat triples: response, body, whether the body is UTF-8 text. */
-  private readonly pending: Array<ServerResponse | Buffer | string | boolean> = [];
+  /** Flat pairs: response, body. */
+  private readonly pending: Array<Http1Response | Buffer | string> = [];
   /** A flush is queued for this turn's check phase. */
   private scheduled = false;
   private readonly flushNow = () => {
@@ -39,19 +39,19 @@ export class ResponseBatch {
 
   /** Answers waiting for the flush. */
   get size(): number {
-    return this.pending.length / 3;
+    return this.pending.length / 2;
   }
 
   /**
    * Ends `res` with `body` at the end of this turn, or at once when `promptly` (an answer that waited
    * for the node). Its status and headers must be set already.
    */
-  end(res: ServerResponse, body: Buffer | string, promptly = false): void {
+  end(res: Http1Response, body: Buffer | string, promptly = false): void {
     if (promptly) {
-      this.finish(res, body, typeof body === 'string');
+      this.finish(res, body);
       return;
     }
-    this.pending.push(res, body, typeof body === 'string');
+    this.pending.push(res, body);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flushNow);
@@ -61,16 +61,15 @@ export class ResponseBatch {
   /** Ends every waiting answer now, in the order they were given. */
   flush(): void {
     const pending = this.pending;
-    for (let i = 0; i < pending.length; i += 3) {
-      this.finish(pending[i] as ServerResponse, pending[i + 1] as Buffer | string, pending[i + 2] === true);
+    for (let i = 0; i < pending.length; i += 2) {
+      this.finish(pending[i] as Http1Response, pending[i + 1] as Buffer | string);
     }
     pending.length = 0;
   }
 
-  private finish(res: ServerResponse, body: Buffer | string, isText: boolean): void {
+  private finish(res: Http1Response, body: Buffer | string): void {
     try {
-      if (isText) res.end(body as string, 'utf8');
-      else res.end(body as Buffer);
+      res.end(body);
     } catch (error) {
       // One broken response must not keep the others from going out.
       this.logger.error(

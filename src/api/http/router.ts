@@ -123,7 +123,10 @@ export class Router<H> {
  * Matches a path (starting with `/`) against a route's segments by scanning it in place; the path
  * is split at every `/`, as `path.split('/').slice(1)` would, without building the pieces.
  */
-function matchPath<H>(compiled: CompiledRoute<H>, path: string): Readonly<Record<string, string>> | undefined {
+function matchPath<H>(
+  compiled: CompiledRoute<H>,
+  path: string,
+): Readonly<Record<string, string>> | undefined {
   const pattern = compiled.segments;
   const params: Record<string, string> | undefined = compiled.hasParams ? {} : undefined;
   let at = 1; // start of the current segment; past path.length once the segments are used up
