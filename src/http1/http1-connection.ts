@@ -17,6 +17,8 @@ import { Http1Response, type ResponseSink } from './http1-response.js';
 export const MAX_PIPELINED_REQUESTS = 32;
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+/** Binary bodies up to this size are copied into one buffer with their head (cheaper than writev). */
+const MAX_COPIED_BODY_BYTES = 16 * 1024;
 
 export interface ConnectionOwner {
   onRequest(request: Http1Request, response: Http1Response): void;
@@ -174,17 +176,12 @@ export class Http1Connection implements ResponseSink {
   private writeReady(): void {
     const socket = this.socket;
     const queue = this.queue;
-    socket.cork();
+    // Several answers ready at once go out in one writev; a single one in one write.
+    const corked = queue.length > 1 && queue[1]!.isEnded;
+    if (corked) socket.cork();
     while (queue.length > 0 && queue[0]!.isEnded) {
       const response = queue.shift()!;
-      const body = response.body;
-      const head = response.head!;
-      if (body === undefined) socket.write(head, 'latin1');
-      else if (typeof body === 'string') socket.write(head + body, 'utf8');
-      else {
-        socket.write(head, 'latin1');
-        if (body.length > 0) socket.write(body);
-      }
+      this.writeResponse(response);
       if (response.closeAfter) {
         // Answers to requests pipelined after this one are never written (RFC 9112 §9.6).
         queue.length = 0;
@@ -192,7 +189,7 @@ export class Http1Connection implements ResponseSink {
         break;
       }
     }
-    socket.uncork();
+    if (corked) socket.uncork();
     if (queue.length === 0) {
       this.idleSinceMs = performance.now();
       if (this.readEnded && !this.ending) this.end();
@@ -200,6 +197,26 @@ export class Http1Connection implements ResponseSink {
     this.updateFlow();
     // Requests buffered while reading was paused can go on now.
     if (!this.paused && this.parser.isMidRequest) this.parseAvailable();
+  }
+
+  /** Head and body in one write: a small binary body is copied behind the head rather than sent with writev. */
+  private writeResponse(response: Http1Response): void {
+    const socket = this.socket;
+    const body = response.body;
+    const head = response.head!;
+    if (body === undefined) socket.write(head, 'latin1');
+    else if (typeof body === 'string') socket.write(head + body, 'utf8');
+    else if (body.length <= MAX_COPIED_BODY_BYTES) {
+      const bytes = Buffer.allocUnsafe(head.length + body.length);
+      bytes.write(head, 0, 'latin1');
+      body.copy(bytes, head.length);
+      socket.write(bytes);
+    } else {
+      socket.cork();
+      socket.write(head, 'latin1');
+      socket.write(body);
+      socket.uncork();
+    }
   }
 
   /** Pauses reading while too many answers are outstanding or written bytes wait for the client. */
