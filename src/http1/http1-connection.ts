@@ -26,6 +26,11 @@ export interface ConnectionOwner {
   onProtocolError(error: Http1ProtocolError, response: Http1Response): void;
   connectionClosed(connection: Http1Connection): void;
   readonly keepAliveSeconds: number;
+  /**
+   * A connection being closed gets this long to hand its last answers to a client that does not
+   * read them, then it is cut (it would otherwise keep its buffered bytes and its descriptor).
+   */
+  readonly closeLingerMs: number;
 }
 
 export class Http1Connection implements ResponseSink {
@@ -43,6 +48,7 @@ export class Http1Connection implements ResponseSink {
   private continueSent = false;
   private paused = false;
   private closed = false;
+  private lingerTimer: NodeJS.Timeout | undefined;
   /** parseAvailable is running (an answer written from within onRequest must not re-enter it). */
   private parsing = false;
 
@@ -247,12 +253,16 @@ export class Http1Connection implements ResponseSink {
     if (this.ending || this.closed) return;
     this.ending = true;
     this.parser.stop();
-    this.socket.end(() => this.socket.destroy());
+    const socket = this.socket;
+    socket.end(() => socket.destroy());
+    this.lingerTimer = setTimeout(() => socket.destroy(), this.owner.closeLingerMs);
+    this.lingerTimer.unref();
   }
 
   private socketClosed(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.lingerTimer);
     this.parser.stop();
     this.queue.length = 0;
     this.owner.connectionClosed(this);

@@ -18,11 +18,14 @@ export interface Http1ServerOptions extends Http1ParserLimits {
   bodyTimeoutMs: number;
   /** An idle keep-alive connection is closed after this long. */
   keepAliveTimeoutMs: number;
+  /** A closing connection whose client does not read its last answers is cut after this long (default 10 s). */
+  closeLingerMs?: number;
   onRequest(request: Http1Request, response: Http1Response): void;
   onProtocolError(error: Http1ProtocolError, response: Http1Response): void;
   onConnectionDropped(): void;
 }
 
+const DEFAULT_CLOSE_LINGER_MS = 10_000;
 /** How often the timeout sweep runs; timeouts fire up to this much late. */
 const SWEEP_INTERVAL_MS = 500;
 
@@ -32,6 +35,7 @@ export class Http1Server implements ConnectionOwner {
   private readonly parserLimits: Http1ParserLimits;
   private sweepTimer: NodeJS.Timeout | undefined;
   readonly keepAliveSeconds: number;
+  readonly closeLingerMs: number;
 
   constructor(private readonly options: Http1ServerOptions) {
     for (const name of [
@@ -46,6 +50,10 @@ export class Http1Server implements ConnectionOwner {
     }
     const { maxHeadBytes, maxHeaderCount, maxBodyBytes, drainBytes } = options;
     this.parserLimits = { maxHeadBytes, maxHeaderCount, maxBodyBytes, drainBytes };
+    this.closeLingerMs = options.closeLingerMs ?? DEFAULT_CLOSE_LINGER_MS;
+    if (!Number.isSafeInteger(this.closeLingerMs) || this.closeLingerMs < 1) {
+      throw new Error('Http1Server: closeLingerMs must be a positive integer');
+    }
     this.keepAliveSeconds = Math.max(1, Math.floor(options.keepAliveTimeoutMs / 1000));
     // allowHalfOpen: a client that ends its side after a request still gets the answer.
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));

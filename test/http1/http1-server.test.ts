@@ -207,6 +207,21 @@ describe('Http1Server', () => {
     );
   });
 
+  it('cuts a closing connection whose client does not read its answers after the linger time', async () => {
+    const h = await start({ keepAliveTimeoutMs: 200, closeLingerMs: 300 }, false);
+    const c = await open(h.port);
+    c.socket.pause(); // never reads
+    let batch = '';
+    for (let i = 0; i < MAX_PIPELINED_REQUESTS; i++) batch += GET(`/${i}`);
+    c.socket.write(batch);
+    await until(() => h.received.length === MAX_PIPELINED_REQUESTS, 'the requests');
+    const big = 'x'.repeat(512 * 1024);
+    for (const { response } of h.received) answer(response, big);
+    // 16 MiB of answers cannot all leave: the connection goes idle, is closed, cannot finish, is cut.
+    await until(() => h.server.connectionCount === 0, 'the connection cut');
+    c.socket.destroy();
+  });
+
   it('answers 408 when a body does not arrive in time', async () => {
     const h = await start({ bodyTimeoutMs: 200 });
     const c = await open(h.port);
