@@ -3,6 +3,7 @@
  * processes with their output kept for a failure report, AtlasDB nodes started with `atlas start`
  * (as an operator would), small JSON calls, and the machine and commit lines a figure is quoted with.
  */
+import { SERVER_V8_FLAGS } from '../src/server/server-v8-flags.js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -146,7 +147,10 @@ export interface AtlasNodeSpec {
   extraArgs?: string[];
 }
 
-/** `atlas start` as a child process, fsync on every commit (wal-sync always), warnings only. */
+/**
+ * `atlas start` as a child process, fsync on every commit (wal-sync always), warnings only, with
+ * the V8 flags a server runs with (SERVER_V8_FLAGS, as `atlas dev` starts its nodes).
+ */
 export function spawnAtlasNode(spec: AtlasNodeSpec): Member {
   const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
   const membership =
@@ -158,6 +162,7 @@ export function spawnAtlasNode(spec: AtlasNodeSpec): Member {
   const child = spawnLogged(
     process.execPath,
     [
+      ...SERVER_V8_FLAGS,
       ...(spec.nodeFlags ?? []),
       cli,
       'start',

@@ -15,6 +15,7 @@
  * replicated log, and a new node started as a founder next to an existing log would found a
  * different cluster.
  */
+import { SERVER_V8_FLAGS } from '../server/server-v8-flags.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -181,6 +182,7 @@ export async function runDev(options: DevOptions): Promise<number> {
     const child = spawn(
       process.execPath,
       [
+        ...SERVER_V8_FLAGS,
         main,
         'start',
         '--id',
@@ -315,7 +317,8 @@ export async function runDev(options: DevOptions): Promise<number> {
     say(`leader: ${leader} (${nodes.find((n) => n.id === leader)?.clientUrl}); ready in ${seconds} s`);
   }
   const first = nodes[0]!.clientUrl;
-  if (!stopping) say(`try:  curl -X PUT --data-binary hello ${first}/kv/greeting   then   curl ${first}/kv/greeting`);
+  if (!stopping)
+    say(`try:  curl -X PUT --data-binary hello ${first}/kv/greeting   then   curl ${first}/kv/greeting`);
   if (!stopping) say('Ctrl-C stops the cluster; the data stays for the next run.');
 
   let lastLeader = leader;
@@ -398,7 +401,9 @@ function health(url: string): Promise<{ role?: string; leader?: string } | null>
       res.on('end', () => {
         if (res.statusCode !== 200) return resolveHealth(null);
         try {
-          resolveHealth(JSON.parse(Buffer.concat(chunks).toString('utf8')) as { role?: string; leader?: string });
+          resolveHealth(
+            JSON.parse(Buffer.concat(chunks).toString('utf8')) as { role?: string; leader?: string },
+          );
         } catch {
           resolveHealth(null);
         }
