@@ -118,6 +118,10 @@ function isTarget(text: string): boolean {
   return true;
 }
 
+function isOws(c: number): boolean {
+  return c === 32 || c === 9;
+}
+
 /** Removes leading and trailing optional whitespace (SP and HTAB). */
 function trimOws(text: string): string {
   let start = 0;
@@ -349,7 +353,6 @@ export class Http1RequestParser {
     this.at = end + 4;
     this.scanFrom = this.at;
     this.head = this.parseHeadText(text);
-    this.bodyChunks = [];
     this.bodyReceived = 0;
     this.overflow = 'none';
     return true;
@@ -386,28 +389,32 @@ export class Http1RequestParser {
     while (at < text.length) {
       let end = text.indexOf('\r\n', at);
       if (end < 0) end = text.length;
-      const line = text.slice(at, end);
-      at = end + 2;
       if (++count > this.limits.maxHeaderCount) {
         throw new Http1ProtocolError(431, `more than ${this.limits.maxHeaderCount} header fields`);
       }
-      const colon = line.indexOf(':');
+      // Name and value are cut from the head by index (no string per line: fewer allocations).
+      const colon = text.indexOf(':', at);
       // A line starting with whitespace (obsolete folding, RFC 9112 §5.2) or with whitespace
       // before the colon (§5.1) fails the token check.
-      if (colon <= 0) throw new Http1ProtocolError(400, 'malformed header field: no name');
-      const rawName = line.slice(0, colon);
+      if (colon <= at || colon >= end) throw new Http1ProtocolError(400, 'malformed header field: no name');
+      const rawName = text.slice(at, colon);
       if (!isToken(rawName))
         throw new Http1ProtocolError(
           400,
           `malformed header field name ${JSON.stringify(rawName.slice(0, 64))}`,
         );
-      const value = trimOws(line.slice(colon + 1));
+      let valueStart = colon + 1;
+      let valueEnd = end;
+      while (valueStart < valueEnd && isOws(text.charCodeAt(valueStart))) valueStart++;
+      while (valueEnd > valueStart && isOws(text.charCodeAt(valueEnd - 1))) valueEnd--;
+      const value = text.slice(valueStart, valueEnd);
       if (!isFieldValue(value)) {
         throw new Http1ProtocolError(
           400,
           `header ${rawName.toLowerCase().slice(0, 64)} holds a control character`,
         );
       }
+      at = end + 2;
       const name = rawName.toLowerCase();
       const previous = headers[name];
       if (previous === undefined) headers[name] = value;
@@ -483,7 +490,7 @@ export class Http1RequestParser {
       overflow: this.overflow,
     };
     this.head = undefined;
-    this.bodyChunks = [];
+    chunks.length = 0; // the body was copied out of it, or is its only element
     this.bodyReceived = 0;
     this.overflow = 'none';
     this.state = request.keepAlive ? State.Head : State.Done;
@@ -559,8 +566,10 @@ function interpretHead(
 }
 
 /** A comma-separated list header's elements, lower case, empty elements dropped. */
-function listValues(value: string | readonly string[] | undefined): string[] {
-  if (value === undefined) return [];
+const NO_VALUES: readonly string[] = Object.freeze([]);
+
+function listValues(value: string | readonly string[] | undefined): readonly string[] {
+  if (value === undefined) return NO_VALUES;
   const joined = typeof value === 'string' ? value : value.join(',');
   const out: string[] = [];
   for (const part of joined.split(',')) {

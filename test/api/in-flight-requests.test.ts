@@ -4,6 +4,7 @@ import { type DeadlineBound, InFlightRequests } from '../../src/api/http/in-flig
 
 class FakeRequest implements DeadlineBound {
   expired = 0;
+  inFlightSlot = -1;
   constructor(
     public deadlineAt: number,
     private readonly owner: InFlightRequests<FakeRequest>,
@@ -44,6 +45,21 @@ describe('InFlightRequests', () => {
     await waiting;
     assert.equal(idle, true);
     assert.throws(() => requests.remove(r), /removed twice/);
+  });
+
+  it('keeps every other request tracked, and checks each once, when the sweep expires many', () => {
+    const requests = new InFlightRequests<FakeRequest>(100);
+    const all = Array.from({ length: 50 }, (_, i) => new FakeRequest(i % 3 === 0 ? 0 : i, requests));
+    for (const r of all) assert.equal(requests.tryAdd(r), true);
+    assert.throws(() => requests.tryAdd(all[0]!), /added twice/);
+    requests.sweep(25);
+    for (const [i, r] of all.entries())
+      assert.equal(r.expired, i % 3 !== 0 && i <= 25 ? 1 : 0, `request ${i}`);
+    assert.equal(requests.size, all.filter((r) => r.expired === 0).length);
+    requests.sweep(1e9);
+    assert.equal(requests.size, 17, 'those without a deadline stay');
+    for (const r of all) if (r.expired === 0) requests.remove(r);
+    assert.equal(requests.size, 0);
   });
 
   it('sweeps on its timer once started', async () => {

@@ -257,6 +257,7 @@ describe('Http1Server', () => {
     const response = h.received[0]!.response;
     assert.throws(() => response.writeHead(200, ['x-bad', 'a\r\nb']), /invalid character/);
     assert.throws(() => response.writeHead(200, ['bad name', 'v']), /invalid header name/);
+    assert.throws(() => response.writeHead(200, ['x-wide', 'caf\u0113']), /invalid character/, 'past latin1');
     assert.equal(response.headersSent, false);
     answer(response, 'fine');
     await until(() => c.text().endsWith('fine'), 'the answer');

@@ -75,6 +75,8 @@ export class ApiContext {
   deadlineAt = 0;
   /** False when the server could not track the request (too many in flight): it is only refused. */
   tracked = true;
+  /** InFlightRequests' slot for it. */
+  inFlightSlot = -1;
   private deadlineIsWrite = false;
   /** The answer waited for the node (a write, a linearizable read): it goes out at once (ResponseBatch). */
   private waitedForNode = false;

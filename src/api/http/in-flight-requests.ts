@@ -5,6 +5,10 @@
  *
  * A request past its deadline is answered by the sweep within `sweepEveryMs` of it; the deadline
  * is a backstop (the node answers its own timeouts first), and its grace is ten sweeps long.
+ *
+ * The requests are kept in an array, each knowing its slot (removal swaps the last one into it):
+ * a Set's add and delete per request allocated 8% of a serializable read's bytes (sampling heap
+ * profile of a leader at 64 connections; the Set's table is rebuilt as it churns).
  */
 
 /** What the sweep needs of a request. */
@@ -13,6 +17,8 @@ export interface DeadlineBound {
   readonly deadlineAt: number;
   /** Answers the request with its deadline error (does nothing if it was answered). */
   expire(): void;
+  /** Its index among the tracked requests, -1 while untracked (owned by InFlightRequests). */
+  inFlightSlot: number;
 }
 
 /**
@@ -22,7 +28,7 @@ export interface DeadlineBound {
 export const MAX_TRACKED_REQUESTS = 1_000_000;
 
 export class InFlightRequests<R extends DeadlineBound> {
-  private readonly active = new Set<R>();
+  private readonly active: R[] = [];
   private timer: NodeJS.Timeout | null = null;
   private idleWaiters: Array<() => void> = [];
 
@@ -33,20 +39,31 @@ export class InFlightRequests<R extends DeadlineBound> {
   }
 
   get size(): number {
-    return this.active.size;
+    return this.active.length;
   }
 
   /** Tracks a request; false (nothing tracked) when MAX_TRACKED_REQUESTS are in flight already. */
   tryAdd(request: R): boolean {
-    if (this.active.size >= MAX_TRACKED_REQUESTS) return false;
-    this.active.add(request);
+    if (this.active.length >= MAX_TRACKED_REQUESTS) return false;
+    if (request.inFlightSlot !== -1) throw new Error('InFlightRequests: a request was added twice');
+    request.inFlightSlot = this.active.length;
+    this.active.push(request);
     return true;
   }
 
   /** The request is done; it must have been added (a double removal is a bug and throws). */
   remove(request: R): void {
-    if (!this.active.delete(request)) throw new Error('InFlightRequests: a request was removed twice');
-    if (this.active.size === 0 && this.idleWaiters.length > 0) {
+    const active = this.active;
+    const slot = request.inFlightSlot;
+    if (slot < 0 || active[slot] !== request)
+      throw new Error('InFlightRequests: a request was removed twice');
+    const last = active.pop()!;
+    if (last !== request) {
+      active[slot] = last;
+      last.inFlightSlot = slot;
+    }
+    request.inFlightSlot = -1;
+    if (active.length === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const resolve of waiters) resolve();
@@ -55,7 +72,7 @@ export class InFlightRequests<R extends DeadlineBound> {
 
   /** Resolves once no request is in flight (at once if none is). */
   whenIdle(): Promise<void> {
-    if (this.active.size === 0) return Promise.resolve();
+    if (this.active.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -74,9 +91,12 @@ export class InFlightRequests<R extends DeadlineBound> {
 
   /** Expires every request whose deadline is at or before `now` (exposed for tests). */
   sweep(now: number): void {
-    // Expiring answers the request, which removes it from the set: deleting while iterating a Set
-    // is well-defined (the entry is simply not visited again).
-    for (const request of this.active) {
+    // Expiring answers the request, which removes it: the last request moves into its slot. Going
+    // from the end, that one was already checked, so every request is checked once.
+    const active = this.active;
+    for (let i = active.length - 1; i >= 0; i--) {
+      const request = active[i];
+      if (request === undefined) continue; // removed meanwhile (the array shrank past i)
       const at = request.deadlineAt;
       if (at !== 0 && at <= now) request.expire();
     }

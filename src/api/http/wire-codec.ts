@@ -71,7 +71,8 @@ function isAscii(text: string): boolean {
  */
 export class QueryParams {
   private static readonly EMPTY = new QueryParams('', []);
-  private readonly values = new Map<string, string>();
+  /** Flat name/value pairs: a request has a few parameters at most (their names are allowed ones). */
+  private readonly values: string[] = [];
 
   /** The parameters of a query string; an empty one shares one instance. */
   static parse(rawQuery: string, allowed: readonly string[]): QueryParams {
@@ -98,17 +99,23 @@ export class QueryParams {
         `unknown query parameter ${JSON.stringify(name)}${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ''}`,
       );
     }
-    if (this.values.has(name)) throw invalidRequest(`query parameter ${name} given more than once`);
-    this.values.set(name, value);
+    if (this.get(name) !== undefined) throw invalidRequest(`query parameter ${name} given more than once`);
+    this.values.push(name, value);
+  }
+
+  private get(name: string): string | undefined {
+    const values = this.values;
+    for (let i = 0; i < values.length; i += 2) if (values[i] === name) return values[i + 1];
+    return undefined;
   }
 
   bytes(name: string): Buffer | undefined {
-    const value = this.values.get(name);
+    const value = this.get(name);
     return value === undefined ? undefined : Buffer.from(value, 'latin1');
   }
 
   text(name: string): string | undefined {
-    const value = this.values.get(name);
+    const value = this.get(name);
     if (value === undefined || isAscii(value)) return value;
     const bytes = Buffer.from(value, 'latin1');
     if (!isUtf8(bytes)) throw invalidRequest(`query parameter ${name} is not valid UTF-8`);
