@@ -32,7 +32,7 @@ const MALFORMED: Case[] = [
     path: '/kv/a',
     status: 405,
     code: 'method_not_allowed',
-    headers: { allow: 'GET, PUT, DELETE' },
+    headers: { allow: 'GET, PUT, DELETE, HEAD' },
   },
   { name: 'POST on a key', method: 'POST', path: '/kv/a', status: 405, code: 'method_not_allowed' },
   {
@@ -49,7 +49,7 @@ const MALFORMED: Case[] = [
     path: '/kv',
     status: 405,
     code: 'method_not_allowed',
-    headers: { allow: 'GET' },
+    headers: { allow: 'GET, HEAD' },
   },
   {
     name: 'empty key',
@@ -447,7 +447,7 @@ const MALFORMED: Case[] = [
     path: '/cluster/members',
     status: 405,
     code: 'method_not_allowed',
-    headers: { allow: 'GET, POST' },
+    headers: { allow: 'GET, POST, HEAD' },
   },
 ];
 

@@ -307,6 +307,27 @@ describe('HTTP API: keys', () => {
     );
   });
 
+  it('answers HEAD like GET without the body (RFC 9110 §9.3.2)', async () => {
+    assert.equal((await call(t.port, 'PUT', '/kv/headkey', { body: 'twelve bytes' })).status, 200);
+    const head = await call(t.port, 'HEAD', '/kv/headkey');
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['content-length'], '12');
+    assert.ok(Number(head.headers['x-atlas-revision']) > 0);
+    assert.equal(head.body.length, 0);
+    assert.equal((await call(t.port, 'HEAD', '/kv/absent-key')).status, 404);
+    const notAllowed = await call(t.port, 'HEAD', '/txn');
+    assert.equal(notAllowed.status, 405);
+    assert.equal(notAllowed.headers['allow'], 'POST');
+  });
+
+  it('labels request metrics of unknown methods as other (any method token parses)', async () => {
+    for (const method of ['FOO1', 'FOO2', 'BREW'])
+      assert.equal((await call(t.port, method, '/kv/x')).status, 405);
+    const text = await t.metrics.registry.metrics();
+    assert.match(text, /atlas_http_request_duration_seconds_count\{[^}]*method="other"[^}]*\} 3/);
+    assert.doesNotMatch(text, /method="FOO1"|method="BREW"/);
+  });
+
   it('keeps connections alive between requests', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {

@@ -90,6 +90,11 @@ describe('Router', () => {
     assert.deepEqual(actual(router, 'DELETE', '/cluster/members//promote'), { status: 404 });
     assert.deepEqual(actual(router, 'GET', '/health/'), { status: 404 });
     assert.deepEqual(actual(router, 'PATCH', '/kv/a'), { status: 405 });
+    assert.deepEqual(actual(router, 'HEAD', '/health'), {
+      pattern: '/health',
+      handler: 'health',
+      params: {},
+    });
     assert.deepEqual(actual(router, 'GET', '/zz/x'), {
       pattern: '/{any}/x',
       handler: 'param-first',

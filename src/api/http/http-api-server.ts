@@ -262,7 +262,7 @@ export class HttpApiServer implements RequestOwner {
     if (metrics) {
       metrics.observeHttpRequest(
         ctx.route,
-        ctx.request.method,
+        methodLabel(ctx.request.method),
         status,
         (performance.now() - ctx.startedMs) / 1000,
       );
@@ -340,6 +340,13 @@ export class HttpApiServer implements RequestOwner {
       ctx.abort();
     }
   }
+}
+
+const LABELLED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE']);
+
+/** The metrics label of a request method: any method token parses, so the others share one label. */
+function methodLabel(method: string): string {
+  return LABELLED_METHODS.has(method) ? method : 'other';
 }
 
 /** The API limits from a node's configuration. */

@@ -39,8 +39,9 @@ interface HistogramSnapshot {
 }
 
 /**
- * Series at most. Routes are a fixed table and the HTTP parser accepts only known methods, so real
- * traffic stays far below; past the cap, new combinations share one overflow series.
+ * Series at most. Routes are a fixed table and methods other than GET, HEAD, PUT, POST and DELETE
+ * share the label `other` (HttpApiServer), so real traffic stays far below; past the cap, new
+ * combinations share one overflow series.
  */
 export const MAX_LATENCY_SERIES = 4096;
 const OVERFLOW_LABELS: LatencyLabels = { route: 'other', method: 'other', status: 'other' };

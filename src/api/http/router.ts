@@ -2,6 +2,8 @@
  * Route table matching for the HTTP API. Paths are matched on their raw (still percent-encoded)
  * segments, so an encoded slash inside a key never splits it; handlers decode their parameters.
  *
+ * A route with GET also answers HEAD (the same handler; the body is left out by the connection).
+ *
  * `/api/v1/...` serves the same routes as the bare paths, and `/api/v1/cluster/nodes...` is an alias
  * of `/cluster/members...`.
  */
@@ -65,7 +67,7 @@ export class Router<H> {
         route,
         segments,
         hasParams: segments.some((s) => s.kind !== 'literal'),
-        allow: Object.keys(route.methods).join(', '),
+        allow: [...Object.keys(route.methods), ...(route.methods.GET ? ['HEAD'] : [])].join(', '),
       };
     });
     const isParam = (r: CompiledRoute<H>): boolean => r.segments[0]?.kind !== 'literal';
@@ -103,7 +105,10 @@ export class Router<H> {
       const compiled = candidates[c]!;
       const params = matchPath(compiled, path);
       if (params === undefined) continue;
-      const handler = compiled.route.methods[method as HttpMethod];
+      // HEAD is GET without the content (RFC 9110 §9.3.2): the connection leaves the body out.
+      const handler =
+        compiled.route.methods[method as HttpMethod] ??
+        (method === 'HEAD' ? compiled.route.methods.GET : undefined);
       if (!handler) {
         throw new ApiError(
           405,
