@@ -100,11 +100,9 @@ export class Http1Connection implements ResponseSink {
     if (this.queue.length === 0 && nowMs - this.idleSinceMs > keepAliveTimeoutMs) this.end();
   }
 
-  /** Closes the connection if it is idle (a partial request head counts as idle); returns whether it did. */
-  closeIfIdle(): boolean {
-    if (!this.isIdle) return false;
-    this.end();
-    return true;
+  /** Closes the connection if it is idle (a partial request head counts as idle). */
+  closeIfIdle(): void {
+    if (this.isIdle) this.end();
   }
 
   /** ResponseSink: cuts the connection now. */

@@ -14,6 +14,7 @@
  * coding is `chunked`. Bounded everywhere: head bytes, header count, chunk-size lines, trailers,
  * body bytes buffered, body bytes discarded past the limit.
  */
+import { isFieldValue, isToken } from './field-syntax.js';
 
 /** What a request may hold; every one is enforced. */
 export interface Http1ParserLimits {
@@ -85,28 +86,6 @@ const MAX_CHUNK_SIZE_DIGITS = 8;
 const EMPTY = Buffer.alloc(0);
 const CR = 13;
 const LF = 10;
-
-/** tchar of RFC 9110 §5.6.2: the characters of a method or a header name. */
-const TOKEN = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~") TOKEN[c.charCodeAt(0)] = 1;
-for (let c = 48; c <= 57; c++) TOKEN[c] = 1;
-for (let c = 65; c <= 90; c++) TOKEN[c] = 1;
-for (let c = 97; c <= 122; c++) TOKEN[c] = 1;
-
-function isToken(text: string): boolean {
-  if (text.length === 0) return false;
-  for (let i = 0; i < text.length; i++) if (TOKEN[text.charCodeAt(i)] !== 1) return false;
-  return true;
-}
-
-/** A field value holds visible characters, spaces, tabs and obs-text (RFC 9110 §5.5): no CTL. */
-function isFieldValue(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if ((c < 0x20 && c !== 9) || c === 0x7f) return false;
-  }
-  return true;
-}
 
 /** A request-target: no controls and no whitespace; bytes past 0x7f pass as node:http passes them. */
 function isTarget(text: string): boolean {

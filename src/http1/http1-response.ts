@@ -4,6 +4,7 @@
  * (pipelining, RFC 9112 §9.3.2): one that ends before an earlier one waits in its connection.
  */
 import { STATUS_CODES } from 'node:http';
+import { isFieldValue, isToken } from './field-syntax.js';
 import { httpDateNow } from './http-date.js';
 
 /** What a response needs of its connection. */
@@ -14,17 +15,6 @@ export interface ResponseSink {
   destroy(): void;
   /** Seconds an idle connection is kept, for the Keep-Alive header. */
   readonly keepAliveSeconds: number;
-}
-
-const TOKEN_PATTERN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-/** A field value: visible latin1 characters, spaces and tabs; no CTL, nothing past 0xff (the head is written as latin1). */
-function isFieldValue(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if ((c < 0x20 && c !== 9) || c === 0x7f || c > 0xff) return false;
-  }
-  return true;
 }
 
 export class Http1Response {
@@ -74,8 +64,7 @@ export class Http1Response {
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       const value = headers[i + 1]!;
-      if (!TOKEN_PATTERN.test(name))
-        throw new TypeError(`Http1Response: invalid header name ${JSON.stringify(name)}`);
+      if (!isToken(name)) throw new TypeError(`Http1Response: invalid header name ${JSON.stringify(name)}`);
       if (!isFieldValue(value)) throw new TypeError(`Http1Response: invalid character in header ${name}`);
       if (name.length === 10 && name.toLowerCase() === 'connection') {
         if (value.toLowerCase() === 'close') close = true;
