@@ -9,7 +9,11 @@
  *
  *   node dist/bench/compare.js [--duration S] [--warmup S] [--connections 1,16,64]
  *     [--workloads write,read-lin,read-ser,mixed] [--placements leader,all] [--systems etcd,atlas]
- *     [--cpu-prof DIR] [--sequential] [--no-docs] [--json]
+ *     [--repeat N] [--cpu-prof DIR] [--sequential] [--no-docs] [--json]
+ *
+ * --repeat N runs every cell N times on each system (interleaved: the systems alternate, and so
+ * does which of them goes first); a cell shows each system's median run and the median of the
+ * paired ratios with their range (bench/repeated-runs.ts). One run per cell is the default.
  *
  * Prints a table with both systems and the ratio AtlasDB/etcd per cell and appends it, with the
  * date, commit and machine, to the "Cluster throughput vs etcd" section of docs/benchmarks.md.
@@ -53,6 +57,7 @@ import {
 } from '../src/bench/bench-options.js';
 import { BenchRequestFactory, sendWireRequest } from '../src/bench/bench-target.js';
 import { type BenchResult, runBench } from '../src/bench/load-generator.js';
+import { medianRun, pairedRatio, systemsInRepetition } from './repeated-runs.js';
 
 const CLUSTER_SIZE = 3;
 const KEYS = 10_000;
@@ -62,6 +67,7 @@ const STOP_DEADLINE_MS = 20_000;
 const SECTION_TITLE = '## Cluster throughput vs etcd';
 const RUNS_END_MARKER = '<!-- bench:compare runs end -->';
 const MISSING_ETCD_EXIT = 3;
+const MAX_REPEAT = 20;
 
 interface WorkloadSpec {
   /** Row label. */
@@ -82,6 +88,7 @@ type Placement = 'leader' | 'all';
 interface Args {
   durationS: number;
   warmupS: number;
+  repeat: number;
   connections: number[];
   workloads: string[];
   placements: Placement[];
@@ -93,7 +100,7 @@ interface Args {
 }
 
 const USAGE =
-  'usage: compare.js [--duration S] [--warmup S] [--connections 1,16,64] [--workloads write,read-lin,read-ser,mixed] [--placements leader,all] [--systems etcd,atlas] [--cpu-prof DIR] [--sequential] [--no-docs] [--json]';
+  'usage: compare.js [--duration S] [--warmup S] [--connections 1,16,64] [--workloads write,read-lin,read-ser,mixed] [--placements leader,all] [--systems etcd,atlas] [--repeat N] [--cpu-prof DIR] [--sequential] [--no-docs] [--json]';
 
 function listOf<T extends string>(flag: string, text: string, allowed: readonly string[]): T[] {
   const items = text.split(',').filter((s) => s.length > 0);
@@ -109,6 +116,7 @@ function parseArgs(argv: string[]): Args {
   const args: Args = {
     durationS: 5,
     warmupS: 1,
+    repeat: 1,
     connections: [1, 16, 64],
     workloads: Object.keys(WORKLOADS),
     placements: ['leader', 'all'],
@@ -135,7 +143,13 @@ function parseArgs(argv: string[]): Args {
       args.durationS = seconds(next());
       if (args.durationS === 0) throw new Error('--duration must be above 0');
     } else if (arg === '--warmup') args.warmupS = seconds(next());
-    else if (arg === '--connections') {
+    else if (arg === '--repeat') {
+      const v = next();
+      const n = Number(v);
+      if (!(/^[0-9]+$/.test(v) && n >= 1 && n <= MAX_REPEAT))
+        throw new Error(`--repeat must be an integer 1-${MAX_REPEAT}, got ${v}`);
+      args.repeat = n;
+    } else if (arg === '--connections') {
       args.connections = next()
         .split(',')
         .map((s) => {
@@ -262,7 +276,8 @@ interface Cell {
   workload: string;
   connections: number;
   placement: Placement;
-  results: Partial<Record<BenchTarget, BenchResult>>;
+  /** Every run of the cell on each system, in repetition order. */
+  runs: Partial<Record<BenchTarget, BenchResult[]>>;
 }
 
 function benchOptions(
@@ -292,7 +307,7 @@ function cellsFor(args: Args): Cell[] {
   const cells: Cell[] = [];
   for (const w of args.workloads) {
     for (const c of args.connections) {
-      for (const p of args.placements) cells.push({ workload: w, connections: c, placement: p, results: {} });
+      for (const p of args.placements) cells.push({ workload: w, connections: c, placement: p, runs: {} });
     }
   }
   return cells;
@@ -324,7 +339,9 @@ async function runCell(cluster: RunningCluster, cell: Cell, args: Args): Promise
   const endpoints =
     cell.placement === 'leader' ? [cluster.leaderUrl] : cluster.members.map((m) => m.clientUrl);
   const r = await runBench(benchOptions(system, endpoints, spec, cell.connections, args));
-  cell.results[system] = r;
+  const runs = cell.runs[system] ?? [];
+  runs.push(r);
+  cell.runs[system] = runs;
   say(
     `${system.padEnd(5)} ${spec.label.padEnd(22)} c=${String(cell.connections).padEnd(3)} ${cell.placement.padEnd(6)} ${r.opsPerSec.toFixed(0).padStart(6)}/s  p50 ${r.latencyMs.p50.toFixed(2)} p99 ${r.latencyMs.p99.toFixed(2)} ms${r.errorCount > 0 ? `  errors ${JSON.stringify(r.errors)}` : ''}`,
   );
@@ -341,7 +358,8 @@ async function runMatrix(cells: Cell[], args: Args, root: string, etcd: string):
     for (const system of args.systems) {
       const cluster = await startSystem(system, args, root, etcd);
       try {
-        for (const cell of cells) await runCell(cluster, cell, args);
+        for (const cell of cells)
+          for (let rep = 0; rep < args.repeat; rep++) await runCell(cluster, cell, args);
       } finally {
         await stopCluster(cluster);
       }
@@ -351,7 +369,11 @@ async function runMatrix(cells: Cell[], args: Args, root: string, etcd: string):
   const clusters: RunningCluster[] = [];
   try {
     for (const system of args.systems) clusters.push(await startSystem(system, args, root, etcd));
-    for (const cell of cells) for (const cluster of clusters) await runCell(cluster, cell, args);
+    for (const cell of cells) {
+      for (let rep = 0; rep < args.repeat; rep++) {
+        for (const cluster of systemsInRepetition(clusters, rep)) await runCell(cluster, cell, args);
+      }
+    }
   } finally {
     await Promise.all(clusters.map(stopCluster));
   }
@@ -399,6 +421,12 @@ const fmtLat = (r: BenchResult | undefined): string =>
   r === undefined ? '-' : `${r.latencyMs.p50.toFixed(2)} / ${r.latencyMs.p99.toFixed(1)}`;
 const fmtErr = (r: BenchResult | undefined): string =>
   r === undefined || r.errorCount === 0 ? '' : ` (${r.errorCount} err)`;
+/** The throughput range over repeated runs ('' for one run). */
+function fmtRange(runs: readonly BenchResult[] | undefined): string {
+  if (runs === undefined || runs.length < 2) return '';
+  const ops = runs.map((r) => r.opsPerSec);
+  return ` (${Math.min(...ops).toFixed(0)}-${Math.max(...ops).toFixed(0)})`;
+}
 
 function table(cells: Cell[], ceiling: BenchResult[]): string {
   const lines = [
@@ -406,14 +434,17 @@ function table(cells: Cell[], ceiling: BenchResult[]): string {
     '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const c of cells) {
-    const e = c.results.etcd;
-    const a = c.results.atlas;
-    const ratio =
-      e !== undefined && a !== undefined && e.opsPerSec > 0
-        ? `${(a.opsPerSec / e.opsPerSec).toFixed(2)}x`
-        : '-';
+    const e = c.runs.etcd === undefined ? undefined : medianRun(c.runs.etcd);
+    const a = c.runs.atlas === undefined ? undefined : medianRun(c.runs.atlas);
+    const paired =
+      c.runs.etcd === undefined || c.runs.atlas === undefined ? null : pairedRatio(c.runs.etcd, c.runs.atlas);
+    let ratio = '-';
+    if (paired !== null) {
+      ratio = `${paired.median.toFixed(2)}x`;
+      if (paired.pairs > 1) ratio += ` (${paired.min.toFixed(2)}-${paired.max.toFixed(2)})`;
+    }
     lines.push(
-      `| ${(WORKLOADS[c.workload] as WorkloadSpec).label} | ${c.connections} | ${c.placement} | ${fmtOps(e)}${fmtErr(e)} | ${fmtLat(e)} | ${fmtOps(a)}${fmtErr(a)} | ${fmtLat(a)} | ${ratio} |`,
+      `| ${(WORKLOADS[c.workload] as WorkloadSpec).label} | ${c.connections} | ${c.placement} | ${fmtOps(e)}${fmtRange(c.runs.etcd)}${fmtErr(e)} | ${fmtLat(e)} | ${fmtOps(a)}${fmtRange(c.runs.atlas)}${fmtErr(a)} | ${fmtLat(a)} | ${ratio} |`,
     );
   }
   if (ceiling.length > 0) {
@@ -472,7 +503,7 @@ async function main(): Promise<number> {
   const header = [
     `#### ${started.toISOString().replace(/\.\d+Z$/, 'Z')}, commit ${commit}`,
     '',
-    `Machine: ${machineLine()}. ${etcd === null ? '' : `${etcdVersion(etcd)}. `}Load average (1/5/15 min) ${la(loadBefore)} before, ${la(loadAfter)} after. ${args.durationS} s per cell after ${args.warmupS} s warmup; ${KEYS} keys, ${VALUE_SIZE}-byte values; both with fsync on every commit; "all" spreads the connections over the 3 members; ${args.sequential ? 'sequential (one system, then the other)' : 'interleaved (each cell on etcd, then on AtlasDB, both clusters up)'}.`,
+    `Machine: ${machineLine()}. ${etcd === null ? '' : `${etcdVersion(etcd)}. `}Load average (1/5/15 min) ${la(loadBefore)} before, ${la(loadAfter)} after. ${args.durationS} s per cell after ${args.warmupS} s warmup${args.repeat > 1 ? `, ${args.repeat} runs per cell and system (median run shown with the range of req/s; ratio: median of the paired runs' ratios, with their range)` : ''}; ${KEYS} keys, ${VALUE_SIZE}-byte values; both with fsync on every commit; "all" spreads the connections over the 3 members; ${args.sequential ? 'sequential (one system, then the other)' : `interleaved (each cell on etcd, then on AtlasDB${args.repeat > 1 ? ', the order alternating' : ''}, both clusters up)`}.`,
     '',
   ].join('\n');
   const block = `${header}\n${table(cells, ceiling)}`;
