@@ -124,12 +124,6 @@ export class RaftGroup implements RaftGroupApi {
   private leaderReads: LeaderReads | null = null;
   /** Follower: ReadIndex requests to forward to the leader at the next Ready (one message per batch). */
   private forwardReads: Buffer[] = [];
-  /**
-   * Follower: a readIndex request to the leader has no answer yet; reads that arrive meanwhile wait
-   * and go in one request with its answer (at most one a tick if requests or answers are lost).
-   * Forwarding at every Ready sent one request per read at 64 connections.
-   */
-  private forwardInFlight = false;
 
   private prevSoft: SoftState;
   private prevHard: HardState;
@@ -203,7 +197,6 @@ export class RaftGroup implements RaftGroupApi {
   /** Advance logical time by one tick (election and heartbeat timers, thesis §3.4 / §6.2). */
   tick(): void {
     this.ticks++;
-    this.forwardInFlight = false;
     if (this.role === 'leader') this.tickLeader();
     else this.tickElection();
     this.checkInvariants();
@@ -314,7 +307,7 @@ export class RaftGroup implements RaftGroupApi {
       this.log.stableIndex < this.log.lastIndex() ||
       this.log.pendingSnapshot !== undefined ||
       this.log.hasNextCommitted() ||
-      (this.forwardReads.length > 0 && !this.forwardWaits()) ||
+      this.forwardReads.length > 0 ||
       (this.leaderReads?.canStartReadRound() ?? false) ||
       !sameSoft(this.softState(), this.prevSoft) ||
       !sameHard(this.hardState(), this.prevHard)
@@ -514,7 +507,6 @@ export class RaftGroup implements RaftGroupApi {
     this.resetRandomizedElectionTimeout();
     this.transferee = '';
     this.bcastPending = false;
-    this.forwardInFlight = false;
     this.votes.clear();
     if (this.leaderReads !== null) {
       // Leadership is lost: pending reads can no longer be confirmed (the driver times them out).
@@ -805,7 +797,6 @@ export class RaftGroup implements RaftGroupApi {
         else this.count('timeout-now-not-voter');
         return;
       case 'readIndexResp':
-        this.forwardInFlight = false;
         for (const context of m.contexts) this.readStates.push({ index: m.index, context });
         return;
       default:
@@ -1182,17 +1173,12 @@ export class RaftGroup implements RaftGroupApi {
     }
   }
 
-  /** Follower reads wait for the answer to the request in flight to the leader. */
-  private forwardWaits(): boolean {
-    return this.forwardInFlight && this.role !== 'leader' && this.lead !== '';
-  }
-
   /**
    * At each Ready: start one heartbeat round for the leader reads waiting, unless a round is still
-   * unconfirmed (READ_ROUNDS_IN_FLIGHT); forward follower reads unless a request is unanswered.
+   * unconfirmed (READ_ROUNDS_IN_FLIGHT); forward follower reads.
    */
   private flushReads(): void {
-    if (this.forwardReads.length > 0 && !this.forwardWaits()) {
+    if (this.forwardReads.length > 0) {
       const contexts = this.forwardReads;
       this.forwardReads = [];
       if (this.role === 'leader') {
@@ -1209,7 +1195,6 @@ export class RaftGroup implements RaftGroupApi {
           contexts,
         };
         this.msgs.push(m);
-        this.forwardInFlight = true;
       }
     }
     if (this.role === 'leader' && this.leaderReads!.canStartReadRound()) this.bcastHeartbeat();

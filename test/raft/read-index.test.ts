@@ -31,6 +31,38 @@ describe('ReadIndex (thesis §6.4)', () => {
     for (const s of states) assert.equal(s.index, 2, 'the commit index when the batch started');
   });
 
+  it('reads that arrive while a round is unconfirmed wait and share the next round', () => {
+    const net = new TestNetwork(['a', 'b', 'c']);
+    net.elect('a');
+    const before = net.sent.length;
+    net.raft('a').readIndex(ctx('r1'));
+    const firstRound = net.takeQueued();
+    assert.equal(firstRound.filter((m) => m.type === 'heartbeat').length, 2);
+    for (const r of ['r2', 'r3', 'r4']) {
+      net.raft('a').readIndex(ctx(r));
+      assert.deepEqual(net.takeQueued(), [], 'no second round while the first is unconfirmed');
+    }
+    net.deliverAll(firstRound);
+    net.stabilize();
+    const heartbeats = net.sent.slice(before).filter((m) => m.type === 'heartbeat');
+    assert.equal(heartbeats.length, 4, 'two rounds for four reads');
+    assert.deepEqual(contexts(net, 'a'), ['r1', 'r2', 'r3', 'r4']);
+  });
+
+  it('reads waiting behind a lost round go out with the next tick heartbeat', () => {
+    const net = new TestNetwork(['a', 'b', 'c']);
+    net.elect('a');
+    net.filter = (m) => m.type === 'heartbeat';
+    net.raft('a').readIndex(ctx('lost'));
+    net.stabilize();
+    net.filter = null;
+    net.raft('a').readIndex(ctx('waiting'));
+    net.stabilize();
+    assert.deepEqual(contexts(net, 'a'), [], 'the first round is still unconfirmed');
+    net.tick('a', 1);
+    assert.deepEqual(contexts(net, 'a'), ['lost', 'waiting'], 'the tick round confirms both');
+  });
+
   it('a read is not answered before a quorum confirms leadership', () => {
     const net = new TestNetwork(['a', 'b', 'c']);
     net.elect('a');
@@ -105,50 +137,6 @@ describe('ReadIndex (thesis §6.4)', () => {
     for (const s of net.node('b').readStates) assert.equal(s.index, 2);
     assert.deepEqual(contexts(net, 'a'), [], 'the leader does not surface a follower’s reads');
   });
-
-  // One batch in flight: the leader's heartbeat round (two heartbeats), a follower's forwarded request.
-  for (const c of [
-    { reader: 'a', carrier: 'heartbeat', perBatch: 2 },
-    { reader: 'b', carrier: 'readIndex', perBatch: 1 },
-  ] as const) {
-    it(`reads on ${c.reader} that arrive while its ${c.carrier} is unanswered wait and share the next`, () => {
-      const net = new TestNetwork(['a', 'b', 'c']);
-      net.elect('a');
-      const before = net.sent.length;
-      net.raft(c.reader).readIndex(ctx('r1'));
-      const first = net.takeQueued();
-      assert.equal(first.filter((m) => m.type === c.carrier).length, c.perBatch);
-      for (const r of ['r2', 'r3']) {
-        net.raft(c.reader).readIndex(ctx(r));
-        assert.deepEqual(net.takeQueued(), [], 'nothing more goes out while the first is unanswered');
-      }
-      net.deliverAll(first);
-      net.stabilize();
-      const carriers = net.sent.slice(before).filter((m) => m.type === c.carrier);
-      assert.equal(carriers.length, 2 * c.perBatch, 'a second batch for the two that waited');
-      assert.deepEqual(contexts(net, c.reader), ['r1', 'r2', 'r3']);
-    });
-  }
-
-  // A lost round or forwarded request leaves reads waiting behind it only until the reader's next tick.
-  for (const c of [
-    { reader: 'a', lost: 'heartbeat', answered: ['lost', 'waiting'], why: 'the tick round confirms both' },
-    { reader: 'b', lost: 'readIndex', answered: ['waiting'], why: 'the driver retries the lost read itself' },
-  ] as const) {
-    it(`reads waiting behind a lost ${c.lost} on ${c.reader} go out at its next tick`, () => {
-      const net = new TestNetwork(['a', 'b', 'c']);
-      net.elect('a');
-      net.filter = (m) => m.type === c.lost;
-      net.raft(c.reader).readIndex(ctx('lost'));
-      net.stabilize();
-      net.filter = null;
-      net.raft(c.reader).readIndex(ctx('waiting'));
-      net.stabilize();
-      assert.deepEqual(contexts(net, c.reader), [], 'waiting for an answer that will not come');
-      net.tick(c.reader, 1);
-      assert.deepEqual(contexts(net, c.reader), c.answered, c.why);
-    });
-  }
 
   it('a follower without a leader refuses reads', () => {
     const net = new TestNetwork(['a', 'b', 'c']);
