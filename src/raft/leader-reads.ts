@@ -22,17 +22,6 @@ interface HeartbeatRound {
   reads: PendingRead[];
 }
 
-/**
- * Reads start a heartbeat round of their own only while fewer rounds than this are unconfirmed;
- * reads that arrive meanwhile wait and share the next one (etcd's read loop keeps one ReadIndex in
- * flight the same way). A round per Ready with new reads cost each follower a heartbeat and an
- * answer for every 5 or so reads; with one round in flight a round carries about 22 reads at 64
- * connections, and linearizable reads on the leader went from 9,936 to 13,847/s (leader CPU per
- * read 94 -> 72 us, each follower's 21 -> 16 us; docs/benchmarks.md, seventh round). Two in flight
- * measured no better (13,235/s). Tick heartbeats still go out on time and carry waiting reads.
- */
-export const READ_ROUNDS_IN_FLIGHT = 1;
-
 /** Rounds not yet confirmed by a quorum are bounded; the oldest (and its reads) is abandoned past this. */
 export const MAX_UNCONFIRMED_ROUNDS = 1024;
 
@@ -40,7 +29,7 @@ export const MAX_UNCONFIRMED_ROUNDS = 1024;
  * The leader's batched ReadIndex and heartbeat-round bookkeeping for one term (thesis §6.4).
  *
  * Every heartbeat broadcast is a numbered round; followers echo the round number. Reads that arrive
- * while a round is unconfirmed are assigned together to the next round, which records the commit
+ * between two Ready batches are assigned together to the next round, which records the commit
  * index at that moment; once a quorum (both halves of a joint configuration) has echoed a round
  * >= r, the leader was still leader after round r was sent, so every read of rounds <= r is safe
  * at its recorded index. One heartbeat round thus confirms a whole batch of reads.
@@ -72,9 +61,8 @@ export class LeaderReads {
     return this.pending;
   }
 
-  /** Reads wait for a round and may start one now (fewer than READ_ROUNDS_IN_FLIGHT unconfirmed). */
-  canStartReadRound(): boolean {
-    return this.unassigned.length > 0 && this.rounds.length < READ_ROUNDS_IN_FLIGHT;
+  hasUnassigned(): boolean {
+    return this.unassigned.length > 0;
   }
 
   /** Queue reads for the next heartbeat round (leader has committed in its term). */

@@ -71,11 +71,6 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from since the last CheckQuorum round (thesis §6.2). */
   recentActive = false;
-  /**
-   * The tick of the last heartbeat answer that was allowed to restart a stalled flow (a freed
-   * window slot, a new probe, an append that may be empty); -1 when none was. At most one per tick.
-   */
-  recoveryTick = -1;
   readonly inflights: Inflights;
 
   constructor(

@@ -308,7 +308,7 @@ export class RaftGroup implements RaftGroupApi {
       this.log.pendingSnapshot !== undefined ||
       this.log.hasNextCommitted() ||
       this.forwardReads.length > 0 ||
-      (this.leaderReads?.canStartReadRound() ?? false) ||
+      (this.leaderReads?.hasUnassigned() ?? false) ||
       !sameSoft(this.softState(), this.prevSoft) ||
       !sameHard(this.hardState(), this.prevHard)
     );
@@ -363,8 +363,7 @@ export class RaftGroup implements RaftGroupApi {
     if (!Number.isSafeInteger(index) || index < 0 || !Number.isSafeInteger(keepTail) || keepTail < 0) {
       throw new RangeError(`compact(${index}, ${keepTail}): arguments must be non-negative integers`);
     }
-    if (!(keepTailBytes >= 0))
-      throw new RangeError(`compact: keepTailBytes must be >= 0, got ${keepTailBytes}`);
+    if (!(keepTailBytes >= 0)) throw new RangeError(`compact: keepTailBytes must be >= 0, got ${keepTailBytes}`);
     if (index > this.log.applied) {
       throw new RaftInvariantError(`compact(${index}) beyond applied index ${this.log.applied}`);
     }
@@ -938,17 +937,10 @@ export class RaftGroup implements RaftGroupApi {
       return;
     }
     pr.recentActive = true;
-    // Appends may have been lost (etcd's MsgHeartbeatResp rule): unpause a probe, free a slot of a
-    // full window, and send what the follower may lack, even an empty append whose answer or
-    // rejection restarts the flow. Once per tick per follower is enough for that: ReadIndex rounds
-    // send heartbeats far more often than the tick (one per Ready with new reads), and an empty
-    // append on each answer cost each follower a message, a Ready and an answer per read round.
-    if (pr.recoveryTick !== this.ticks) {
-      pr.recoveryTick = this.ticks;
-      pr.probeSent = false;
-      if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
-      if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
-    }
+    pr.probeSent = false;
+    // Appends may have been lost: free a slot so replication cannot stall on a full window.
+    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
+    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
     this.deliverReads(this.leaderReads!.ack(m.from, m.readRound, this.quorum));
   }
 
@@ -1173,10 +1165,7 @@ export class RaftGroup implements RaftGroupApi {
     }
   }
 
-  /**
-   * At each Ready: start one heartbeat round for the leader reads waiting, unless a round is still
-   * unconfirmed (READ_ROUNDS_IN_FLIGHT); forward follower reads.
-   */
+  /** At each Ready: start one heartbeat round for all newly pending leader reads; forward follower reads. */
   private flushReads(): void {
     if (this.forwardReads.length > 0) {
       const contexts = this.forwardReads;
@@ -1197,7 +1186,7 @@ export class RaftGroup implements RaftGroupApi {
         this.msgs.push(m);
       }
     }
-    if (this.role === 'leader' && this.leaderReads!.canStartReadRound()) this.bcastHeartbeat();
+    if (this.role === 'leader' && this.leaderReads!.hasUnassigned()) this.bcastHeartbeat();
   }
 
   // -------------------------------------------------------------------------------------------

@@ -31,38 +31,6 @@ describe('ReadIndex (thesis §6.4)', () => {
     for (const s of states) assert.equal(s.index, 2, 'the commit index when the batch started');
   });
 
-  it('reads that arrive while a round is unconfirmed wait and share the next round', () => {
-    const net = new TestNetwork(['a', 'b', 'c']);
-    net.elect('a');
-    const before = net.sent.length;
-    net.raft('a').readIndex(ctx('r1'));
-    const firstRound = net.takeQueued();
-    assert.equal(firstRound.filter((m) => m.type === 'heartbeat').length, 2);
-    for (const r of ['r2', 'r3', 'r4']) {
-      net.raft('a').readIndex(ctx(r));
-      assert.deepEqual(net.takeQueued(), [], 'no second round while the first is unconfirmed');
-    }
-    net.deliverAll(firstRound);
-    net.stabilize();
-    const heartbeats = net.sent.slice(before).filter((m) => m.type === 'heartbeat');
-    assert.equal(heartbeats.length, 4, 'two rounds for four reads');
-    assert.deepEqual(contexts(net, 'a'), ['r1', 'r2', 'r3', 'r4']);
-  });
-
-  it('reads waiting behind a lost round go out with the next tick heartbeat', () => {
-    const net = new TestNetwork(['a', 'b', 'c']);
-    net.elect('a');
-    net.filter = (m) => m.type === 'heartbeat';
-    net.raft('a').readIndex(ctx('lost'));
-    net.stabilize();
-    net.filter = null;
-    net.raft('a').readIndex(ctx('waiting'));
-    net.stabilize();
-    assert.deepEqual(contexts(net, 'a'), [], 'the first round is still unconfirmed');
-    net.tick('a', 1);
-    assert.deepEqual(contexts(net, 'a'), ['lost', 'waiting'], 'the tick round confirms both');
-  });
-
   it('a read is not answered before a quorum confirms leadership', () => {
     const net = new TestNetwork(['a', 'b', 'c']);
     net.elect('a');

@@ -373,24 +373,6 @@ describe('log replication (Raft §5.3)', () => {
       );
     });
 
-    it('heartbeat answers restart a stalled flow at most once per tick, however many read rounds', () => {
-      const net = new TestNetwork(['a', 'b', 'c']);
-      net.elect('a');
-      net.filter = (m) => m.type === 'append' && m.to === 'b';
-      net.propose('a', 'lost'); // b lags: match < last index, its append gone
-      const before = net.sent.length;
-      for (let i = 0; i < 5; i++) {
-        net.raft('a').readIndex(Buffer.from(`r${i}`));
-        net.stabilize();
-      }
-      const reads = net.node('a').readStates.length;
-      assert.equal(reads, 5, 'every read round was confirmed');
-      assert.equal(appends(net.sent.slice(before), 'b').length, 1, 'one restart for five read rounds');
-      net.filter = null;
-      net.tick('a', 1); // the next tick's heartbeat answer restarts the flow again
-      assert.deepEqual(net.node('b').appliedData(), ['lost']);
-    });
-
     it('a lost append in replicate state is recovered through probing', () => {
       const net = new TestNetwork(['a', 'b', 'c']);
       net.elect('a');

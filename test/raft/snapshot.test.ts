@@ -46,11 +46,7 @@ describe('snapshots and log compaction (Raft §7)', () => {
     assert.equal(lagBehindCompaction(10, 105).raft('a').status().firstIndex, 19);
     assert.equal(lagBehindCompaction(10, 104).raft('a').status().firstIndex, 20);
     assert.equal(lagBehindCompaction(10, 0).raft('a').status().firstIndex, 22);
-    assert.equal(
-      lagBehindCompaction(2, 1_000_000).raft('a').status().firstIndex,
-      20,
-      'the entry count still binds',
-    );
+    assert.equal(lagBehindCompaction(2, 1_000_000).raft('a').status().firstIndex, 20, 'the entry count still binds');
     assert.throws(() => lagBehindCompaction(5, -1), RangeError);
   });
 
