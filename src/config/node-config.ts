@@ -49,10 +49,12 @@ export const MAX_INITIAL_MEMBERS = 15;
 export const DEFAULT_SNAPSHOT_THRESHOLD_ENTRIES = 1000;
 /**
  * Applied entries wait this long to share one LMDB commit (two disk flushes each): the WAL holds
- * them durably meanwhile, writes are answered once their results are known, and linearizable reads
- * that need them commit at once; serializable reads may see the state this much older.
+ * them durably meanwhile, and writes are answered and reads see them (through the store's buffer
+ * of pending writes) once their results are known, so the delay costs no read any freshness.
+ * 10 -> 50 ms: the store commits per second at 64-connection writes fell from ~100 to ~40 per node
+ * and CPU per write by 5-20% on every node (docs/benchmarks.md, eighth round).
  */
-export const DEFAULT_STORE_COMMIT_DELAY_MS = 10;
+export const DEFAULT_STORE_COMMIT_DELAY_MS = 50;
 /**
  * How often a node hands freed native memory back to the kernel (src/server/memory-reclaimer.ts):
  * malloc_trim, and a full GC first once per idle period. Measured in docs/benchmarks.md "Memory".
@@ -121,7 +123,10 @@ export const nodeConfigFields = {
   storeBackend: setting((raw) => parseChoice(raw, STORE_BACKENDS), 'lmdb' as StoreBackend),
   // At most LmdbStore's MAX_COMMIT_DELAY_MS (not imported: config stays free of the store's modules).
   storeCommitDelayMs: setting((raw) => parseNonNegativeInteger(raw, 1000), DEFAULT_STORE_COMMIT_DELAY_MS),
-  memoryReclaimIntervalMs: setting((raw) => parseNonNegativeInteger(raw, 86_400_000), DEFAULT_MEMORY_RECLAIM_INTERVAL_MS),
+  memoryReclaimIntervalMs: setting(
+    (raw) => parseNonNegativeInteger(raw, 86_400_000),
+    DEFAULT_MEMORY_RECLAIM_INTERVAL_MS,
+  ),
 };
 
 export type SettingKey = keyof typeof nodeConfigFields;

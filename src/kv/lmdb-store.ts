@@ -55,7 +55,7 @@ import type {
 } from './state-store.js';
 import { StoredEntryCodec } from './stored-entry.js';
 import { type EntryVersion, executeTxn, type TxnStateView } from './txn-engine.js';
-import { type BatchWrite, PendingWrites } from './pending-writes.js';
+import { type BatchWrite, type PendingWrite, PendingWrites } from './pending-writes.js';
 import { readUint64LE, writeUint64LE } from './uint64.js';
 
 /**
@@ -127,8 +127,9 @@ interface HeldBatch {
 }
 /** Longest commit delay: readers that do not call commitPending() may see state this much older. */
 export const MAX_COMMIT_DELAY_MS = 1000;
-/** Held batches beyond this commit at once: the replica lets only a few batches land at a time. */
-const MAX_HELD_BATCHES = 4;
+/** Held batches or writes beyond these commit at once (reads of a range sort the held writes in it). */
+export const MAX_HELD_BATCHES = 64;
+export const MAX_HELD_WRITES = 16_384;
 
 /** A copy of bytes [from, to) (Buffer#slice would be a view: lmdb-js reuses its read buffers). */
 const copySlice = Uint8Array.prototype.slice;
@@ -210,6 +211,60 @@ interface OpenExport {
   stop(): Promise<void>;
 }
 
+/** Range options as lmdb-js reads them (forward: start up to end; reverse: start down to end). */
+interface RawRangeOptions {
+  start?: Buffer;
+  end?: Buffer;
+  reverse?: boolean;
+  exclusiveStart?: boolean;
+  inclusiveEnd?: boolean;
+}
+
+/** Whether raw key `key` lies in the range lmdb-js would walk for `o`. */
+function inRawRange(key: Buffer, o: RawRangeOptions): boolean {
+  const fromStart = o.start === undefined ? 1 : Buffer.compare(key, o.start);
+  const fromEnd = o.end === undefined ? (o.reverse ? 1 : -1) : Buffer.compare(key, o.end);
+  if (!o.reverse) {
+    return (
+      (o.exclusiveStart ? fromStart > 0 : fromStart >= 0) && (o.inclusiveEnd ? fromEnd <= 0 : fromEnd < 0)
+    );
+  }
+  const belowStart = o.start === undefined || (o.exclusiveStart ? fromStart < 0 : fromStart <= 0);
+  return belowStart && (o.inclusiveEnd ? fromEnd >= 0 : fromEnd > 0);
+}
+
+/**
+ * Committed entries merged with the pending writes of the same range, in walk order: a pending
+ * write replaces the committed entry of its key, a pending delete hides it.
+ */
+function* mergePending(
+  committed: Iterable<{ key: Buffer; value: Buffer }>,
+  pending: readonly PendingWrite[],
+  reverse: boolean,
+): Generator<{ key: Buffer; value: Buffer }> {
+  const direction = reverse ? -1 : 1;
+  let i = 0;
+  for (const entry of committed) {
+    let replaced = false;
+    while (i < pending.length) {
+      const p = pending[i]!;
+      const order = direction * Buffer.compare(p.key, entry.key);
+      if (order > 0) break;
+      i++;
+      if (p.raw !== null) yield { key: p.key, value: p.raw };
+      if (order === 0) {
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) yield entry;
+  }
+  for (; i < pending.length; i++) {
+    const p = pending[i]!;
+    if (p.raw !== null) yield { key: p.key, value: p.raw };
+  }
+}
+
 export class LmdbStore implements StateStore {
   readonly limits: StoreLimits;
   readonly path: string;
@@ -239,7 +294,22 @@ export class LmdbStore implements StateStore {
   private failed: Error | null = null;
   /** Deferred batches held back for commitDelayMs, oldest first; committed together. */
   private held: HeldBatch[] = [];
+  /** Writes in `held`. */
+  private heldWrites = 0;
   private heldTimer: NodeJS.Timeout | null = null;
+  /** What clients read: the committed key space behind the writes of batches still committing. */
+  private readonly visibleKeys: RawKeySpace = {
+    get: (key) => {
+      const raw = this.pending.get(key);
+      return raw === undefined ? this.kv.getBinaryFast(key) : (raw ?? undefined);
+    },
+    put: () => {
+      throw new StoreInvariantError('a write through the read-only visible key space');
+    },
+    remove: () => {
+      throw new StoreInvariantError('a delete through the read-only visible key space');
+    },
+  };
   /** The committed key space (the active slot), as the batch code reads and writes it. */
   private readonly committedKeys: RawKeySpace = {
     get: (key) => this.kv.getBinaryFast(key),
@@ -345,7 +415,9 @@ export class LmdbStore implements StateStore {
     if (format.length !== 8) throw new StoreCorruptionError(`${path}: malformed format record`);
     const version = format.readUInt32LE(0);
     if (version !== 1 && version !== 2) {
-      throw new StoreCorruptionError(`${path}: store format version ${version}; this build reads versions 1 and 2`);
+      throw new StoreCorruptionError(
+        `${path}: store format version ${version}; this build reads versions 1 and 2`,
+      );
     }
     if (formatVersion !== undefined && formatVersion !== version) {
       throw new InvalidStoreRequestError(`${path} has store format ${version}, not ${formatVersion}`);
@@ -405,12 +477,9 @@ export class LmdbStore implements StateStore {
     const next: StoreState = { ...this.tip };
     const writes: BatchWrite[] = [];
     const pending = this.pending;
-    const committed = this.committedKeys;
+    const visible = this.visibleKeys;
     const keys: RawKeySpace = {
-      get: (key) => {
-        const raw = pending.get(key);
-        return raw === undefined ? committed.get(key) : (raw ?? undefined);
-      },
+      get: visible.get,
       put: (key, raw) => {
         const owned = { key: Buffer.from(key), raw: Buffer.from(raw) };
         writes.push(owned);
@@ -437,8 +506,14 @@ export class LmdbStore implements StateStore {
     });
     this.pendingBatches++;
     this.lastPending = landed;
-    if (this.commitDelayMs === 0 || this.held.length >= MAX_HELD_BATCHES) this.commitPending();
-    else if (this.heldTimer === null) {
+    this.heldWrites += writes.length;
+    if (
+      this.commitDelayMs === 0 ||
+      this.held.length >= MAX_HELD_BATCHES ||
+      this.heldWrites >= MAX_HELD_WRITES
+    ) {
+      this.commitPending();
+    } else if (this.heldTimer === null) {
       this.heldTimer = setTimeout(() => {
         this.heldTimer = null;
         this.commitPending();
@@ -461,6 +536,7 @@ export class LmdbStore implements StateStore {
     if (this.held.length === 0) return;
     const group = this.held;
     this.held = [];
+    this.heldWrites = 0;
     if (this.failed !== null) {
       // Computed on top of a batch that never landed: committing them would skip its writes.
       const failure = this.failed;
@@ -548,7 +624,7 @@ export class LmdbStore implements StateStore {
   get(key: Buffer): KeyValue | null {
     this.assertOpen('get');
     checkKey(key, this.limits, 'get');
-    return this.readKeyValue(this.committedKeys, key);
+    return this.readKeyValue(this.visibleKeys, key);
   }
 
   range(options: RangeOptions): KeyValue[] {
@@ -565,10 +641,12 @@ export class LmdbStore implements StateStore {
     this.assertOpen('count');
     const range = checkRange({ start: options.start, end: options.end }, this.limits, 'count');
     if (range.empty) return 0;
-    if (range.start === undefined && range.end === undefined) return this.state.keyCount;
-    if (this.state.longKeyCount === 0) return this.kv.getCount(this.lmdbRange(range).options);
+    if (range.start === undefined && range.end === undefined) return this.tip.keyCount;
+    if (this.tip.longKeyCount === 0 && this.pending.size === 0) {
+      return this.kv.getCount(this.lmdbRange(range).options);
+    }
     let n = 0;
-    this.forEachInRange(this.kv, range, undefined, () => {
+    this.forEachInRange(this.kv, range, undefined, this.pending, () => {
       n++;
       return true;
     });
@@ -580,7 +658,7 @@ export class LmdbStore implements StateStore {
   }
 
   revision(): number {
-    return this.state.revision;
+    return this.tip.revision;
   }
 
   getMeta(key: string): Buffer | null {
@@ -817,7 +895,11 @@ export class LmdbStore implements StateStore {
     const at = members === null ? -1 : findMember(members, key.subarray(inlineMax));
     if (members === null || at < 0) return null;
     const entry = members[at]!.entry;
-    const { createRevision, modRevision, version, valueOffset } = this.entries.decode(entry, entry.length, key);
+    const { createRevision, modRevision, version, valueOffset } = this.entries.decode(
+      entry,
+      entry.length,
+      key,
+    );
     return { key, value: copyBytes(entry, valueOffset, entry.length), createRevision, modRevision, version };
   }
 
@@ -827,25 +909,13 @@ export class LmdbStore implements StateStore {
    * mapping keeps bytewise order.
    */
   private lmdbRange(range: CheckedRange): {
-    options: {
-      start?: Buffer;
-      end?: Buffer;
-      reverse?: boolean;
-      exclusiveStart?: boolean;
-      inclusiveEnd?: boolean;
-    };
+    options: RawRangeOptions;
     low: Buffer | undefined;
     high: Buffer | undefined;
   } {
     const inlineMax = this.inlineKeyMaxBytes;
     const { start, end } = range;
-    const options: {
-      start?: Buffer;
-      end?: Buffer;
-      reverse?: boolean;
-      exclusiveStart?: boolean;
-      inclusiveEnd?: boolean;
-    } = {};
+    const options: RawRangeOptions = {};
     let low: Buffer | undefined;
     let high: Buffer | undefined;
     if (!range.reverse) {
@@ -895,16 +965,24 @@ export class LmdbStore implements StateStore {
     kv: BinaryDatabase,
     range: CheckedRange,
     lmdbLimit: number | undefined,
+    overlay: PendingWrites | null,
     visit: (key: Buffer, entry: Buffer) => boolean,
     txn?: Transaction,
   ): void {
     const inlineMax = this.inlineKeyMaxBytes;
     const { options, low, high } = this.lmdbRange(range);
-    const iterable = kv.getRange({
+    const pending =
+      overlay === null || overlay.size === 0
+        ? []
+        : overlay.sortedIn((key) => inRawRange(key, options), options.reverse === true);
+    const committed = kv.getRange({
       ...options,
-      ...(lmdbLimit === undefined ? {} : { limit: lmdbLimit }),
+      // A pending delete hides a committed entry: no LMDB limit then (the iteration is lazy).
+      ...(lmdbLimit === undefined || pending.length > 0 ? {} : { limit: lmdbLimit }),
       ...(txn === undefined ? {} : { transaction: txn }),
     });
+    const iterable =
+      pending.length === 0 ? committed : mergePending(committed, pending, options.reverse === true);
     for (const { key, value } of iterable) {
       if (key.length !== inlineMax + 1) {
         if (!visit(key, value)) return;
@@ -928,7 +1006,7 @@ export class LmdbStore implements StateStore {
     const out: KeyValue[] = [];
     // Each LMDB entry yields at least one key-value, except the (at most two) buckets a long bound
     // falls into, whose members may all lie outside the range: want + 2 entries always suffice.
-    this.forEachInRange(this.kv, range, want + 2, (key, entry) => {
+    this.forEachInRange(this.kv, range, want + 2, this.pending, (key, entry) => {
       const version = this.entries.decode(entry, entry.length, key);
       out.push({
         key,
@@ -992,6 +1070,7 @@ export class LmdbStore implements StateStore {
         kv,
         range,
         undefined,
+        null, // an export is of the committed state its read transaction pinned
         (key, entry) => {
           const version = this.entries.decode(entry, entry.length, key);
           walk.resumeAfter = key;

@@ -141,9 +141,9 @@ export class MemoryStore implements StateStore {
   private importing = false;
   private closed = false;
   private readonly scheduleCommit: (commit: () => void) => void;
-  /** Deferred batches not yet visible, in call order. */
+  /** Deferred batches not yet landed, in call order. */
   private landing: PendingBatch[] = [];
-  /** The state after every pending batch (null when none is pending). */
+  /** The state after every pending batch, which reads see (null when none is pending). */
   private tip: MemoryImage | null = null;
   /** The promise of the newest deferred batch. */
   private lastLanded: Promise<TxnResult[]> | null = null;
@@ -169,8 +169,9 @@ export class MemoryStore implements StateStore {
 
   /**
    * Like LmdbStore: the results are computed now, against the state after every earlier pending
-   * batch, and reported through `computed` before returning; the batch becomes visible at its
-   * scheduled commit, in call order (a commit scheduled earlier waits for the ones before it).
+   * batch, and reported through `computed` before returning; reads see the batch from then on. It
+   * lands (appliedIndex() moves, its promise resolves) at its scheduled commit, in call order (a
+   * commit scheduled earlier waits for the ones before it).
    */
   applyDeferred(batch: ApplyBatch, computed?: (results: TxnResult[]) => void): Promise<TxnResult[]> {
     this.checkApply('applyDeferred', batch);
@@ -288,7 +289,13 @@ export class MemoryStore implements StateStore {
   get(key: Buffer): KeyValue | null {
     this.assertOpen('get');
     checkKey(key, this.limits, 'get');
-    const record = this.index.get(key.toString('latin1'));
+    const id = key.toString('latin1');
+    let record: MemoryRecord | undefined;
+    if (this.tip === null) record = this.index.get(id);
+    else {
+      const at = search(this.tip.records, id);
+      record = at >= 0 ? this.tip.records[at] : undefined;
+    }
     return record === undefined ? null : toKeyValue(record, key);
   }
 
@@ -306,8 +313,9 @@ export class MemoryStore implements StateStore {
     this.assertOpen('count');
     const range = checkRange({ start: options.start, end: options.end }, this.limits, 'count');
     if (range.empty) return 0;
-    const from = range.start === undefined ? 0 : lowerBound(this.records, range.start);
-    const to = range.end === undefined ? this.records.length : lowerBound(this.records, range.end);
+    const records = this.visibleRecords();
+    const from = range.start === undefined ? 0 : lowerBound(records, range.start);
+    const to = range.end === undefined ? records.length : lowerBound(records, range.end);
     return Math.max(0, to - from);
   }
 
@@ -316,7 +324,7 @@ export class MemoryStore implements StateStore {
   }
 
   revision(): number {
-    return this.rev;
+    return this.tip?.revision ?? this.rev;
   }
 
   getMeta(key: string): Buffer | null {
@@ -401,7 +409,7 @@ export class MemoryStore implements StateStore {
   private scan(options: RangeOptions, where: string): KeyValue[] {
     const range = checkRange(options, this.limits, where);
     if (range.empty) return [];
-    const records = this.records;
+    const records = this.visibleRecords();
     const from = range.start === undefined ? 0 : lowerBound(records, range.start);
     const to = range.end === undefined ? records.length : lowerBound(records, range.end);
     const available = Math.max(0, to - from);
@@ -413,6 +421,11 @@ export class MemoryStore implements StateStore {
       out[i] = toKeyValue(record, Buffer.from(record.key));
     }
     return out;
+  }
+
+  /** What reads see: the state after every batch whose results are known, landed or not. */
+  private visibleRecords(): MemoryRecord[] {
+    return this.tip?.records ?? this.records;
   }
 
   /** Replaces the whole state with `image` (shared: copied before the next write). */

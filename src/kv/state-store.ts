@@ -96,11 +96,12 @@ export interface StateStore {
   apply(batch: ApplyBatch): TxnResult[];
   /**
    * Like apply, but the caller's thread never waits for the disk. `computed` (optional) is called
-   * with the results as soon as they are known, before the batch is visible: from then on the batch
-   * commits unless the process dies or the store fails (then the promise rejects). The promise
-   * resolves with the same results once the batch is committed and visible to reads (before that,
-   * reads and appliedIndex() show the state without it). Durable after the next sync(); a crash
-   * before that returns the store to an earlier complete batch (the Raft log replays the rest).
+   * with the results as soon as they are known: from then on the batch commits unless the process
+   * dies or the store fails (then the promise rejects), and reads (get, range, prefix, count,
+   * revision) see it, as etcd's reads see its buffer of writes not yet in bbolt. The promise
+   * resolves with the same results once the batch is committed (landed); until then appliedIndex(),
+   * getMeta() and snapshot exports show the state without it. Durable after the next sync(); a
+   * crash before that returns the store to an earlier complete batch (the Raft log replays the rest).
    * Batches may overlap: the next applyDeferred may be called once the previous one's `computed`
    * ran (LmdbStore runs it before returning; MemoryStore at its commit); they commit in call order.
    * No apply or importSnapshot while any is pending.
@@ -108,8 +109,8 @@ export interface StateStore {
   applyDeferred(batch: ApplyBatch, computed?: (results: TxnResult[]) => void): Promise<TxnResult[]>;
   /**
    * Starts the commit of every batch applyDeferred is holding back now (LmdbStore's commitDelayMs
-   * gathers batches into one disk commit); a no-op where none are held. For a reader that waits
-   * for them to become visible.
+   * gathers batches into one disk commit); a no-op where none are held. For a caller that waits
+   * for them to land (a snapshot install, a reader of appliedIndex()).
    */
   commitPending(): void;
   get(key: Buffer): KeyValue | null;

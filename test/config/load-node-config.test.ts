@@ -65,7 +65,7 @@ describe('loadNodeConfig: defaults and precedence', () => {
     assert.equal(config.logLevel, 'info');
     assert.equal(config.storeBackend, 'lmdb');
     assert.equal(config.memoryReclaimIntervalMs, 5000);
-    assert.equal(config.storeCommitDelayMs, 10);
+    assert.equal(config.storeCommitDelayMs, 50);
     assert.deepEqual(origins.id, { source: 'flag', label: '--id' });
     assert.equal(origins.heartbeatIntervalMs.source, 'default');
   });
@@ -221,8 +221,14 @@ describe('loadNodeConfig: errors name the source and the setting', () => {
       ],
       [{ storeBackend: 'sqlite' }, '--store-backend: expected one of lmdb, memory, got "sqlite"'],
       [{ storeCommitDelayMs: '1001' }, '--store-commit-delay-ms: must be at most 1000, got 1001'],
-      [{ memoryReclaimIntervalMs: '-1' }, '--memory-reclaim-interval-ms: expected a non-negative integer, got "-1"'],
-      [{ memoryReclaimIntervalMs: '90000000' }, '--memory-reclaim-interval-ms: must be at most 86400000, got 90000000'],
+      [
+        { memoryReclaimIntervalMs: '-1' },
+        '--memory-reclaim-interval-ms: expected a non-negative integer, got "-1"',
+      ],
+      [
+        { memoryReclaimIntervalMs: '90000000' },
+        '--memory-reclaim-interval-ms: must be at most 86400000, got 90000000',
+      ],
       [{ listenClient: 'localhost' }, '--listen-client: expected host:port, got "localhost"'],
       [
         { listenPeer: '127.0.0.1:99999' },

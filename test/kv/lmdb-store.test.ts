@@ -4,7 +4,12 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { open } from 'lmdb';
 import { StoreClosedError, StoreLimitError } from '../../src/kv/errors.js';
 import { MAX_CONCURRENT_EXPORTS, MAX_KEY_BYTES } from '../../src/kv/limits.js';
-import { LmdbStore, type LmdbStoreOptions } from '../../src/kv/lmdb-store.js';
+import {
+  LmdbStore,
+  type LmdbStoreOptions,
+  MAX_HELD_BATCHES,
+  MAX_HELD_WRITES,
+} from '../../src/kv/lmdb-store.js';
 import { MemoryStore } from '../../src/kv/memory-store.js';
 import type { StateStore } from '../../src/kv/state-store.js';
 import { lmdbBackend, memoryBackend } from './backends.js';
@@ -112,45 +117,134 @@ describe('LmdbStore', () => {
     assert.deepEqual(dump(again), expected);
   });
 
+  it('reads through held batches exactly as a store that applied them (ranges, reverse, limits, counts, long keys)', async () => {
+    // A differential test with a fixed seed: held batches (the overlay in front of LMDB) against a
+    // MemoryStore that applied the same batches, before and after they land.
+    let seed = 0x5eed;
+    const random = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const keyOf = (): Buffer => Buffer.from(Array.from({ length: 1 + random(4) }, () => 0x61 + random(3)));
+    for (const inlineKeyMaxBytes of [2, undefined]) {
+      const store = openStore(`overlay-${inlineKeyMaxBytes ?? 'default'}`, {
+        commitDelayMs: 1000,
+        ...(inlineKeyMaxBytes === undefined ? {} : { inlineKeyMaxBytes }),
+      });
+      const model = new MemoryStore();
+      const compare = (when: string): void => {
+        for (let i = 0; i < 40; i++) {
+          const key = keyOf();
+          assert.deepEqual(store.get(key), model.get(key), `${when}: get ${key}`);
+          const options = {
+            ...(random(3) > 0 ? { start: keyOf() } : {}),
+            ...(random(3) > 0 ? { end: keyOf() } : {}),
+            reverse: random(2) === 1,
+            limit: 1 + random(12),
+          };
+          assert.deepEqual(
+            store.range(options),
+            model.range(options),
+            `${when}: range ${JSON.stringify(options)}`,
+          );
+          const prefix = keyOf().subarray(0, 1 + random(2));
+          assert.deepEqual(
+            store.prefix(prefix, { reverse: options.reverse }),
+            model.prefix(prefix, { reverse: options.reverse }),
+          );
+          const span = { start: options.start, end: options.end };
+          assert.equal(store.count(span), model.count(span), `${when}: count ${JSON.stringify(span)}`);
+        }
+        assert.equal(store.count(), model.count());
+        assert.equal(store.revision(), model.revision());
+      };
+      const landed: Promise<unknown>[] = [];
+      for (let index = 1; index <= 60; index++) {
+        const ops = Array.from({ length: 1 + random(4) }, () =>
+          random(3) === 0 ? deleteOp(keyOf()) : putOp(keyOf(), Buffer.from(`v${index}-${random(100)}`)),
+        );
+        const batch = { appliedIndex: index, txns: ops.map((op) => plain(op)) };
+        model.apply(batch);
+        landed.push(store.applyDeferred(batch));
+        if (index % 20 === 0) compare(`held through ${index}`);
+        if (index === 40) {
+          store.commitPending();
+          await Promise.all(landed);
+          assert.equal(store.appliedIndex(), 40);
+          compare('landed through 40');
+        }
+      }
+      assert.equal(store.appliedIndex(), 40, 'batches 41-60 are still held');
+      store.commitPending();
+      await Promise.all(landed);
+      assert.equal(store.appliedIndex(), 60);
+      compare('all landed');
+    }
+  });
+
   it('holds deferred batches for commitDelayMs and commits them together, or at once on commitPending()', async () => {
     const store = openStore('held', { commitDelayMs: 1000 });
     const landed: number[] = [];
     const computed: number[] = [];
     const t0 = performance.now();
-    const first = store.applyDeferred({ appliedIndex: 1, txns: [plain(putOp(text('a'), text('1')))] }, () => computed.push(1));
-    const second = store.applyDeferred({ appliedIndex: 2, txns: [plain(putOp(text('a'), text('2')))] }, (r) => {
-      computed.push(2);
-      assert.equal(r[0]?.revision, 2, 'computed against the held first batch');
-    });
+    const first = store.applyDeferred({ appliedIndex: 1, txns: [plain(putOp(text('a'), text('1')))] }, () =>
+      computed.push(1),
+    );
+    const second = store.applyDeferred(
+      { appliedIndex: 2, txns: [plain(putOp(text('a'), text('2')))] },
+      (r) => {
+        computed.push(2);
+        assert.equal(r[0]?.revision, 2, 'computed against the held first batch');
+      },
+    );
     void first.then(() => landed.push(1));
     void second.then(() => landed.push(2));
     assert.deepEqual(computed, [1, 2], 'results are known at once');
     await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual(landed, [], 'held: not visible yet');
+    assert.deepEqual(landed, [], 'held: not landed yet');
     assert.equal(store.appliedIndex(), 0);
-    assert.equal(store.get(text('a')), null);
+    assert.equal(store.get(text('a'))?.value.toString(), '2', 'reads see held batches');
     store.commitPending();
     await second;
     assert.ok(performance.now() - t0 < 900, 'committed on commitPending(), not by the 1 s timer');
     assert.deepEqual(landed, [1, 2]);
     assert.equal(store.appliedIndex(), 2);
     assert.equal(store.get(text('a'))?.value.toString(), '2');
-    // The timer commits too; and a fourth held batch commits without waiting for it.
+    // The timer commits too; and MAX_HELD_BATCHES held batches, or MAX_HELD_WRITES held writes,
+    // commit without waiting for it.
     const timed = store.applyDeferred({ appliedIndex: 3, txns: [plain(putOp(text('b'), text('3')))] });
     await timed;
     assert.equal(store.appliedIndex(), 3);
     const t1 = performance.now();
-    const four = [4, 5, 6, 7].map((i) => store.applyDeferred({ appliedIndex: i, txns: [plain(putOp(text('c'), text(`${i}`)))] }));
-    await Promise.all(four);
-    assert.ok(performance.now() - t1 < 900, 'four held batches commit without the timer');
+    const many = Array.from({ length: MAX_HELD_BATCHES }, (_, i) =>
+      store.applyDeferred({ appliedIndex: 4 + i, txns: [plain(putOp(text('c'), text(`${i}`)))] }),
+    );
+    await Promise.all(many);
+    assert.ok(performance.now() - t1 < 900, `${MAX_HELD_BATCHES} held batches commit without the timer`);
+    let index = 4 + MAX_HELD_BATCHES;
+    const t2 = performance.now();
+    const txnsPerBatch = 512;
+    const big = Array.from({ length: Math.ceil(MAX_HELD_WRITES / txnsPerBatch) }, (_, b) =>
+      store.applyDeferred({
+        appliedIndex: index++,
+        txns: Array.from({ length: txnsPerBatch }, (_, i) => plain(putOp(text(`w${b}-${i}`), text('x')))),
+      }),
+    );
+    assert.ok(big.length < MAX_HELD_BATCHES);
+    await Promise.all(big);
+    assert.ok(performance.now() - t2 < 900, `${MAX_HELD_WRITES} held writes commit without the timer`);
     // sync() and close() commit what is held; the reopened store has it.
-    void store.applyDeferred({ appliedIndex: 8, txns: [plain(putOp(text('d'), text('8')))] });
+    const last = index;
+    void store.applyDeferred({ appliedIndex: last, txns: [plain(putOp(text('d'), text('8')))] });
     await store.close();
     opened.pop();
     const again = openStore('held');
-    assert.equal(again.appliedIndex(), 8);
+    assert.equal(again.appliedIndex(), last);
     assert.equal(again.get(text('d'))?.value.toString(), '8');
-    assert.throws(() => LmdbStore.open(join(dir, 'bad-delay'), { commitDelayMs: 1001 }), /commitDelayMs must be an integer in \[0, 1000\]/);
+    assert.throws(
+      () => LmdbStore.open(join(dir, 'bad-delay'), { commitDelayMs: 1001 }),
+      /commitDelayMs must be an integer in \[0, 1000\]/,
+    );
   });
 
   it('opens a store created with fixed entry headers (format 1) and keeps writing that format', async () => {
@@ -160,9 +254,14 @@ describe('LmdbStore', () => {
     await old.close();
     const store = openStore('format1');
     assert.equal(store.get(text('a'))?.value.toString(), 'old');
-    store.apply({ appliedIndex: 2, txns: [plain(putOp(text('b'), text('new'))), plain(putOp(text('a'), text('again')))] });
+    store.apply({
+      appliedIndex: 2,
+      txns: [plain(putOp(text('b'), text('new'))), plain(putOp(text('a'), text('again')))],
+    });
     assert.deepEqual(
-      store.range({}).map((kv) => [kv.key.toString(), kv.value.toString(), kv.createRevision, kv.modRevision, kv.version]),
+      store
+        .range({})
+        .map((kv) => [kv.key.toString(), kv.value.toString(), kv.createRevision, kv.modRevision, kv.version]),
       [
         ['a', 'again', 1, 3, 2],
         ['b', 'new', 2, 2, 1],
@@ -179,9 +278,15 @@ describe('LmdbStore', () => {
     fresh.apply({ appliedIndex: 1, txns: [plain(putOp(text('b'), text('new')))] });
     await fresh.close();
     opened.pop();
-    const raw2 = open<Buffer, Buffer>({ path: join(dir, 'format2'), maxDbs: 8, keyEncoding: 'binary', encoding: 'binary' });
+    const raw2 = open<Buffer, Buffer>({
+      path: join(dir, 'format2'),
+      maxDbs: 8,
+      keyEncoding: 'binary',
+      encoding: 'binary',
+    });
     assert.equal(
-      raw2.openDB<Buffer, Buffer>('kv/0', { keyEncoding: 'binary', encoding: 'binary' }).getBinary(text('b'))?.length,
+      raw2.openDB<Buffer, Buffer>('kv/0', { keyEncoding: 'binary', encoding: 'binary' }).getBinary(text('b'))
+        ?.length,
       3 + 3,
       'a new store: compact header (revision 1, age 0, version 1)',
     );

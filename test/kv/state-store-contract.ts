@@ -682,7 +682,7 @@ export function runStateStoreContract(
       await store.close();
     });
 
-    it('applyDeferred: the same results and state as apply, invisible until it resolves', async () => {
+    it('applyDeferred: the same results and state as apply; reads see it at once, appliedIndex and meta when it lands', async () => {
       const direct = await backend.create();
       const deferred = await backend.create();
       const batches: Array<{ txns: Txn[]; meta?: { key: string; value: Buffer | null }[] }> = [
@@ -713,8 +713,28 @@ export function runStateStoreContract(
           txns: b.txns,
           ...(b.meta ? { meta: b.meta } : {}),
         });
-        // Not visible yet, and nothing else may touch the store until it settles.
-        assert.deepEqual(dump(deferred, META_KEYS), before);
+        // Reads see the batch at once (keys, values, versions, revision, counts); its applied
+        // index and meta writes show when it lands. Nothing else may touch the store meanwhile.
+        const early = dump(deferred, META_KEYS);
+        const after = dump(direct, META_KEYS);
+        assert.deepEqual(
+          { ...early, appliedIndex: after.appliedIndex, meta: after.meta },
+          after,
+          'reads see the computed batch',
+        );
+        assert.equal(early.appliedIndex, before.appliedIndex, 'appliedIndex moves when it lands');
+        assert.deepEqual(early.meta, before.meta, 'meta writes show when it lands');
+        for (const key of ['k', 'x', 'nope']) {
+          assert.deepEqual(deferred.get(text(key)), direct.get(text(key)), `get ${key}`);
+        }
+        assert.deepEqual(
+          deferred.range({ reverse: true, limit: 1 }),
+          direct.range({ reverse: true, limit: 1 }),
+        );
+        assert.equal(
+          deferred.count({ start: text('k'), end: text('y') }),
+          direct.count({ start: text('k'), end: text('y') }),
+        );
         assert.throws(() => applyNext(deferred, []), StoreInvariantError);
         await assert.rejects(deferred.importSnapshot([]), StoreInvariantError);
         assert.deepEqual(await pending, expected);
