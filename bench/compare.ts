@@ -7,9 +7,15 @@
  * (src/bench/), driving etcd through its v3 HTTP/JSON gateway, and its own ceiling is measured
  * first against a trivial HTTP server.
  *
- *   node dist/bench/compare.js [--duration S] [--warmup S] [--connections 1,16,64]
+ *   node dist/bench/compare.js [--duration S] [--warmup S] [--prewarm S] [--connections 1,16,64]
  *     [--workloads write,read-lin,read-ser,mixed] [--placements leader,all] [--systems etcd,atlas]
  *     [--repeat N] [--cpu-prof DIR] [--sequential] [--no-docs] [--json]
+ *
+ * --prewarm S (default 30; 0 for none): after the prefill, each system first serves S/2 seconds of
+ * writes and S/2 of the 90/10 mix at 64 connections spread over its members, unmeasured. A Node.js process compiles
+ * its hot paths in its first tens of seconds (docs/benchmarks.md, "JIT warm-up": consecutive 5 s
+ * runs on a fresh cluster climb from 3,300 to 4,500-6,000 writes/s); etcd, compiled ahead of time,
+ * has nothing to warm, and gets the same treatment. --prewarm 0 measures a cold start.
  *
  * --repeat N runs every cell N times on each system (interleaved: the systems alternate, and so
  * does which of them goes first); a cell shows each system's median run and the median of the
@@ -88,6 +94,7 @@ type Placement = 'leader' | 'all';
 interface Args {
   durationS: number;
   warmupS: number;
+  prewarmS: number;
   repeat: number;
   connections: number[];
   workloads: string[];
@@ -100,7 +107,7 @@ interface Args {
 }
 
 const USAGE =
-  'usage: compare.js [--duration S] [--warmup S] [--connections 1,16,64] [--workloads write,read-lin,read-ser,mixed] [--placements leader,all] [--systems etcd,atlas] [--repeat N] [--cpu-prof DIR] [--sequential] [--no-docs] [--json]';
+  'usage: compare.js [--duration S] [--warmup S] [--prewarm S] [--connections 1,16,64] [--workloads write,read-lin,read-ser,mixed] [--placements leader,all] [--systems etcd,atlas] [--repeat N] [--cpu-prof DIR] [--sequential] [--no-docs] [--json]';
 
 function listOf<T extends string>(flag: string, text: string, allowed: readonly string[]): T[] {
   const items = text.split(',').filter((s) => s.length > 0);
@@ -116,6 +123,7 @@ function parseArgs(argv: string[]): Args {
   const args: Args = {
     durationS: 5,
     warmupS: 1,
+    prewarmS: 30,
     repeat: 1,
     connections: [1, 16, 64],
     workloads: Object.keys(WORKLOADS),
@@ -143,6 +151,7 @@ function parseArgs(argv: string[]): Args {
       args.durationS = seconds(next());
       if (args.durationS === 0) throw new Error('--duration must be above 0');
     } else if (arg === '--warmup') args.warmupS = seconds(next());
+    else if (arg === '--prewarm') args.prewarmS = seconds(next());
     else if (arg === '--repeat') {
       const v = next();
       const n = Number(v);
@@ -326,6 +335,16 @@ async function startSystem(
   try {
     say(`${system}: leader ${cluster.leaderUrl}; writing ${KEYS} keys`);
     await prefill(system, cluster.leaderUrl);
+    if (args.prewarmS > 0) {
+      say(
+        `${system}: prewarm, ${args.prewarmS} s of writes and the 90/10 mix at 64 connections over all members`,
+      );
+      const endpoints = cluster.members.map((m) => m.clientUrl);
+      for (const spec of [WORKLOADS['write'], WORKLOADS['mixed']] as WorkloadSpec[]) {
+        const options = benchOptions(system, endpoints, spec, 64, args);
+        await runBench({ ...options, durationS: args.prewarmS / 2, warmupS: 0 });
+      }
+    }
   } catch (e) {
     await stopCluster(cluster);
     throw e;
@@ -503,7 +522,7 @@ async function main(): Promise<number> {
   const header = [
     `#### ${started.toISOString().replace(/\.\d+Z$/, 'Z')}, commit ${commit}`,
     '',
-    `Machine: ${machineLine()}. ${etcd === null ? '' : `${etcdVersion(etcd)}. `}Load average (1/5/15 min) ${la(loadBefore)} before, ${la(loadAfter)} after. ${args.durationS} s per cell after ${args.warmupS} s warmup${args.repeat > 1 ? `, ${args.repeat} runs per cell and system (median run shown with the range of req/s; ratio: median of the paired runs' ratios, with their range)` : ''}; ${KEYS} keys, ${VALUE_SIZE}-byte values; both with fsync on every commit; "all" spreads the connections over the 3 members; ${args.sequential ? 'sequential (one system, then the other)' : `interleaved (each cell on etcd, then on AtlasDB${args.repeat > 1 ? ', the order alternating' : ''}, both clusters up)`}.`,
+    `Machine: ${machineLine()}. ${etcd === null ? '' : `${etcdVersion(etcd)}. `}Load average (1/5/15 min) ${la(loadBefore)} before, ${la(loadAfter)} after. ${args.prewarmS > 0 ? `Each system served ${args.prewarmS} s of writes and the 90/10 mix (64 connections, all members) before the matrix. ` : 'No prewarm (cold start). '}${args.durationS} s per cell after ${args.warmupS} s warmup${args.repeat > 1 ? `, ${args.repeat} runs per cell and system (median run shown with the range of req/s; ratio: median of the paired runs' ratios, with their range)` : ''}; ${KEYS} keys, ${VALUE_SIZE}-byte values; both with fsync on every commit; "all" spreads the connections over the 3 members; ${args.sequential ? 'sequential (one system, then the other)' : `interleaved (each cell on etcd, then on AtlasDB${args.repeat > 1 ? ', the order alternating' : ''}, both clusters up)`}.`,
     '',
   ].join('\n');
   const block = `${header}\n${table(cells, ceiling)}`;
