@@ -14,7 +14,7 @@
  *      to its promotion to voter.
  *
  *   node dist/bench/scale.js [--keys N] [--connections C] [--batch OPS] [--value-size B]
- *     [--cpu-prof DIR] [--node-flags="FLAGS"] [--settle S] [--pause S] [--keep] [--json]
+ *     [--cpu-prof DIR] [--node-flags="FLAGS"] [--settle S[,S...]] [--pause S] [--keep] [--json]
  *
  * Prints the figures (or one JSON object with --json). No figure is asserted: this is a measurement.
  */
@@ -61,8 +61,8 @@ interface Args {
   cpuProfDir: string | undefined;
   /** More `atlas start` flags for every node (e.g. --snapshot-threshold-entries 1000). */
   nodeFlags: string[];
-  /** Seconds of idleness after the load before memory is sampled again (V8 shrinks an idle heap). */
-  settleS: number;
+  /** Idle seconds after the load at which memory is sampled again, increasing (V8 shrinks an idle heap). */
+  settleS: number[];
   /** Seconds to wait after the memory figures, before the restart (to inspect the loaded nodes). */
   pauseS: number;
   keep: boolean;
@@ -70,7 +70,7 @@ interface Args {
 }
 
 const USAGE =
-  'usage: scale.js [--keys N] [--connections C] [--batch OPS] [--value-size B] [--cpu-prof DIR] [--node-flags="FLAGS"] [--settle S] [--pause S] [--keep] [--json]';
+  'usage: scale.js [--keys N] [--connections C] [--batch OPS] [--value-size B] [--cpu-prof DIR] [--node-flags="FLAGS"] [--settle S[,S...]] [--pause S] [--keep] [--json]';
 
 function parseArgs(argv: string[]): Args {
   const { values } = parseCommandLine({
@@ -84,12 +84,20 @@ function parseArgs(argv: string[]): Args {
       'value-size': { type: 'string', default: '100' },
       'cpu-prof': { type: 'string' },
       pause: { type: 'string', default: '0' },
-      settle: { type: 'string', default: '20' },
+      settle: { type: 'string', default: '20,45' },
       'node-flags': { type: 'string', default: '' },
       keep: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
+  /** `--settle 20,45`: idle points in seconds after the load, increasing; `0` for none. */
+  const settlePoints = (v: string): number[] => {
+    if (v === '0') return [];
+    const points = v.split(',').map((p) => integer('settle', p, 1, 3600));
+    if (points.some((p, i) => i > 0 && p <= points[i - 1]!))
+      throw new Error(`--settle must list increasing seconds (e.g. 20,45), got ${JSON.stringify(v)}`);
+    return points;
+  };
   const integer = (flag: string, v: string, min: number, max: number): number => {
     const n = Number(v);
     if (!(Number.isSafeInteger(n) && n >= min && n <= max))
@@ -105,7 +113,7 @@ function parseArgs(argv: string[]): Args {
     cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
     nodeFlags: values['node-flags'].split(' ').filter((f) => f.length > 0),
     pauseS: integer('pause', values.pause, 0, 3600),
-    settleS: integer('settle', values.settle, 0, 3600),
+    settleS: settlePoints(values.settle),
     keep: values.keep,
     json: values.json,
   };
@@ -167,7 +175,8 @@ async function load(leaderUrl: string, args: Args): Promise<Omit<LoadResult, 'ap
     const from = b * args.batch;
     const to = Math.min(args.keys, from + args.batch);
     const ops: Array<{ type: 'put'; key: string; value: string }> = [];
-    for (let i = from; i < to; i++) ops.push({ type: 'put', key: keyOf(i), value: valueOfKey(i, args.valueSize) });
+    for (let i = from; i < to; i++)
+      ops.push({ type: 'put', key: keyOf(i), value: valueOfKey(i, args.valueSize) });
     const body = JSON.stringify({ ops });
     for (let attempt = 1; ; attempt++) {
       const res = await pool.request({
@@ -350,7 +359,11 @@ interface RestartResult {
   memoryAfter: MemoryFigures;
 }
 
-async function restartFollower(members: Member[], specs: AtlasNodeSpec[], args: Args): Promise<RestartResult> {
+async function restartFollower(
+  members: Member[],
+  specs: AtlasNodeSpec[],
+  args: Args,
+): Promise<RestartResult> {
   const leader = await currentLeader(members);
   const index = members.findIndex((m) => m !== leader);
   const victim = members[index] as Member;
@@ -364,7 +377,10 @@ async function restartFollower(members: Member[], specs: AtlasNodeSpec[], args: 
   const url = `${victim.clientUrl}/kv/${encodeURIComponent(keyOf(probe))}?consistency=linearizable`;
   const expected = valueOfKey(probe, args.valueSize);
   const started = performance.now();
-  const restarted = spawnAtlasNode({ ...spec, logFile: join(dirname(spec.logFile), `${spec.name}-restart.log`) });
+  const restarted = spawnAtlasNode({
+    ...spec,
+    logFile: join(dirname(spec.logFile), `${spec.name}-restart.log`),
+  });
   members[index] = restarted;
   let healthSeconds = -1;
   const deadline = started + PHASE_DEADLINE_MS;
@@ -380,9 +396,17 @@ async function restartFollower(members: Member[], specs: AtlasNodeSpec[], args: 
         const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
         const body = await res.text();
         if (res.status === 200) {
-          if (body !== expected) throw new Error(`restarted ${restarted.name} read ${JSON.stringify(body.slice(0, 40))} for key ${probe}`);
+          if (body !== expected)
+            throw new Error(
+              `restarted ${restarted.name} read ${JSON.stringify(body.slice(0, 40))} for key ${probe}`,
+            );
           const readSeconds = (performance.now() - started) / 1000;
-          return { node: restarted.name, healthSeconds, readSeconds, memoryAfter: await memoryOf(restarted, spec.dataDir) };
+          return {
+            node: restarted.name,
+            healthSeconds,
+            readSeconds,
+            memoryAfter: await memoryOf(restarted, spec.dataDir),
+          };
         }
       }
     } catch (e) {
@@ -479,7 +503,8 @@ async function joinFourth(root: string, members: Member[], args: Args): Promise<
   const eventsAfter = await clusterSnapshotEvents(founders);
   const leader = await currentLeader(founders);
   const foundersSnapshotEvents: Record<string, number> = {};
-  for (const [event, n] of Object.entries(eventsAfter)) foundersSnapshotEvents[event] = n - (eventsBefore[event] ?? 0);
+  for (const [event, n] of Object.entries(eventsAfter))
+    foundersSnapshotEvents[event] = n - (eventsBefore[event] ?? 0);
   return {
     node: name,
     healthSeconds,
@@ -503,18 +528,19 @@ interface ScaleReport {
   loadBefore: number[];
   loadAfter: number[];
   args: Omit<Args, 'json' | 'keep' | 'pauseS' | 'settleS'>;
-  settleS: number;
   load: LoadResult;
   memory: MemoryFigures[];
-  /** The same figures after `settleS` idle seconds (empty with --settle 0). */
-  memorySettled: MemoryFigures[];
+  /** The same figures after each --settle point of idle time (none with --settle 0). */
+  memorySettled: Array<{ idleS: number; figures: MemoryFigures[] }>;
   restart: RestartResult;
   join: JoinResult;
 }
 
 function memoryLine(f: MemoryFigures): string {
   const heap =
-    f.heapUsedMiB === null ? '' : `; V8 heap ${f.heapUsedMiB}/${f.heapTotalMiB} MiB, external ${f.externalMiB} MiB`;
+    f.heapUsedMiB === null
+      ? ''
+      : `; V8 heap ${f.heapUsedMiB}/${f.heapTotalMiB} MiB, external ${f.externalMiB} MiB`;
   return `  ${f.node} (${f.role}): RSS ${f.rssMiB} MiB = anon ${f.rssAnonMiB} + file ${f.rssFileMiB} + shmem ${f.rssShmemMiB} (peak ${f.peakRssMiB})${heap}; on disk: store ${f.storeFileMiB} MiB, WAL ${f.walMiB} MiB`;
 }
 
@@ -529,7 +555,7 @@ function printReport(r: ScaleReport): void {
     `load: ${r.load.keys} keys of ${r.args.valueSize} B in ${r.load.requests} batches of ${r.args.batch}, ${r.args.connections} connections: ${r.load.seconds.toFixed(1)} s (${r.load.keysPerSec.toFixed(0)} keys/s, ${r.load.retries} retries); all applied ${r.load.applyLagSeconds.toFixed(1)} s later`,
     'memory after the load (target: RSS <= 400 MB per node):',
     ...r.memory.map(memoryLine),
-    ...(r.memorySettled.length === 0 ? [] : [`after ${r.settleS} s idle:`, ...r.memorySettled.map(memoryLine)]),
+    ...r.memorySettled.flatMap((s) => [`after ${s.idleS} s idle:`, ...s.figures.map(memoryLine)]),
     `restart of ${r.restart.node} after kill -9 (target: serving <= 5 s): /health ${r.restart.healthSeconds.toFixed(2)} s, first linearizable read ${r.restart.readSeconds.toFixed(2)} s`,
     memoryLine(r.restart.memoryAfter),
     `join of ${r.join.node} (target: caught up <= 60 s): /health ${r.join.healthSeconds.toFixed(2)} s, snapshot received ${seconds(r.join.snapshotReceivedSeconds)}, installed ${seconds(r.join.snapshotInstalledSeconds)}, applied = leader's commit (${r.join.appliedIndex}) ${r.join.caughtUpSeconds.toFixed(2)} s, voter ${r.join.voterSeconds.toFixed(2)} s; snapshot events meanwhile ${JSON.stringify(r.join.foundersSnapshotEvents)}`,
@@ -574,14 +600,21 @@ async function main(): Promise<number> {
     const loadResult: LoadResult = { ...loaded, applyLagSeconds: (performance.now() - applyStart) / 1000 };
     say(`loaded in ${loaded.seconds.toFixed(1)} s; measuring memory`);
     const memory = await Promise.all(members.map((m) => memoryOf(m, join(root, m.name))));
-    let memorySettled: MemoryFigures[] = [];
-    if (args.settleS > 0) {
-      say(`idle for ${args.settleS} s, then memory again`);
-      await sleep(args.settleS * 1000);
-      memorySettled = await Promise.all(members.map((m) => memoryOf(m, join(root, m.name))));
+    const memorySettled: ScaleReport['memorySettled'] = [];
+    let idle = 0;
+    for (const point of args.settleS) {
+      say(`idle until ${point} s after the load, then memory again`);
+      await sleep((point - idle) * 1000);
+      idle = point;
+      memorySettled.push({
+        idleS: point,
+        figures: await Promise.all(members.map((m) => memoryOf(m, join(root, m.name)))),
+      });
     }
     if (args.pauseS > 0) {
-      say(`pausing ${args.pauseS} s: ${members.map((m) => `${m.name} pid ${m.child.pid} ${m.clientUrl}`).join(', ')}`);
+      say(
+        `pausing ${args.pauseS} s: ${members.map((m) => `${m.name} pid ${m.child.pid} ${m.clientUrl}`).join(', ')}`,
+      );
       await sleep(args.pauseS * 1000);
     }
     const restart = await restartFollower(members, specs, args);
@@ -600,7 +633,6 @@ async function main(): Promise<number> {
         cpuProfDir: args.cpuProfDir,
         nodeFlags: args.nodeFlags,
       },
-      settleS: args.settleS,
       load: loadResult,
       memory,
       memorySettled,

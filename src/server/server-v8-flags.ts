@@ -3,15 +3,17 @@
  * sizes its heap once): `atlas dev` and the benchmarks start their nodes with them, and
  * `atlas start` logs a notice when they are missing (docs/operations.md "Memory").
  *
- * `--max-semi-space-size=4` (MiB; V8's default on 64-bit is 16): under load V8 grows its young
- * generation to twice the semi-space size and keeps it committed for good — an idle node held
- * 32 MiB of it, and its full GCs did not shrink it. Measured with `npm run bench:scale` at
- * 1,000,000 keys, after 20 s idle: RSS of the followers 412 / 447 -> 357 / 359 MiB, of the leader
- * 416 -> 363 MiB; V8 heap committed 62-91 -> 21-23 MiB; the load as fast (59.5 vs 62.1 s).
- * CPU per request unchanged in interleaved pairs at 64 connections (writes: leader 218/196,
- * 248/276, 261/237 us; serializable reads 68/72, 76/74, 65/66 us, default/capped).
+ * `--max-semi-space-size=16` (MiB), V8's own default on 64-bit, pinned: the young generation is
+ * the trade-off between GC work and memory, and this is the value measured. Every write allocates
+ * about 12 KB on the leader (requests, commands, messages, answers), so the scavenger runs often;
+ * with a 4 MiB semi-space (the setting of sessions 5-7) writes at 64 connections ran 10-15% slower
+ * (interleaved pairs, 4 / 16 MiB: 5,217/6,079, 4,450/5,197, 3,652/4,179, 4,328/5,606, 4,539/5,103,
+ * 5,103/4,476 req/s; user CPU per write 15% lower on every node; 8 MiB no better than 4). The cost
+ * is memory while the node is busy: the young generation grows to 2 x 16 MiB. V8's memory reducer
+ * shrinks it once allocation stays low for ~20-30 s: `npm run bench:scale` at 1,000,000 keys,
+ * after 20 s idle RSS 407-438 MiB (4 MiB: 381-389), after 45 s idle 370-395 MiB.
  */
-export const SERVER_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
+export const SERVER_V8_FLAGS: readonly string[] = ['--max-semi-space-size=16'];
 
 /** The flag's name with V8's `_` spelling made `-` (`--max_semi_space_size` is the same flag). */
 function flagName(arg: string): string {
