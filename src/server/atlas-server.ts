@@ -44,7 +44,7 @@ import { type OpenedDataDir, openDataDir } from './data-dir.js';
 import { openGlibcMalloc } from './glibc-malloc.js';
 import { InstrumentedKvService } from './instrumented-kv-service.js';
 import { openFullGc } from './full-gc.js';
-import { MemoryReclaimer } from './memory-reclaimer.js';
+import { MemoryReclaimer, v8YoungGenerationBytes } from './memory-reclaimer.js';
 import { openFileLimit, openFileLimitWarning } from './open-file-limit.js';
 import { PeerTransportAdapter } from './peer-transport-adapter.js';
 import { type Logger, createServerLogger, raftLogger } from './server-logger.js';
@@ -128,7 +128,11 @@ export async function startNode(options: StartNodeOptions): Promise<AtlasNode> {
       parsed.error.issues.map((issue) => {
         const key = issue.path[0];
         const name = typeof key === 'string' ? settingName(key as SettingKey) : '';
-        return { source: 'default', setting: name, message: name === '' ? issue.message : `${name}: ${issue.message}` };
+        return {
+          source: 'default',
+          setting: name,
+          message: name === '' ? issue.message : `${name}: ${issue.message}`,
+        };
       }),
     );
   }
@@ -140,7 +144,10 @@ export async function startNode(options: StartNodeOptions): Promise<AtlasNode> {
 }
 
 /** Starts a node from a resolved configuration (what `atlas start` calls after loadNodeConfig). */
-export async function startServer(config: NodeConfig, runtime: ServerRuntimeOptions = {}): Promise<AtlasNode> {
+export async function startServer(
+  config: NodeConfig,
+  runtime: ServerRuntimeOptions = {},
+): Promise<AtlasNode> {
   const started = performance.now();
   const logger = runtime.logger ?? createServerLogger(config.id, config.logLevel);
   const plantedBugs = runtime.plantedBugs ?? new Set<PlantedBug>();
@@ -213,7 +220,10 @@ export async function startServer(config: NodeConfig, runtime: ServerRuntimeOpti
       groups: [{ group: DATA_GROUP, store, bootstrap }],
       transport: adapter,
       storage,
-      settings: plantedBugs.size > 0 ? { ...nodeSettingsFromConfig(config), bugs: plantedBugs } : nodeSettingsFromConfig(config),
+      settings:
+        plantedBugs.size > 0
+          ? { ...nodeSettingsFromConfig(config), bugs: plantedBugs }
+          : nodeSettingsFromConfig(config),
       hooks: metrics.nodeHooks(),
       logger: nodeLogger,
       onFatal: (error) => {
@@ -229,7 +239,8 @@ export async function startServer(config: NodeConfig, runtime: ServerRuntimeOpti
     const recovered = raftNode.status();
 
     const fileLimitWarning = openFileLimitWarning(config.maxClientConnections, openFileLimit());
-    if (fileLimitWarning !== null) logger.warn({ maxClientConnections: config.maxClientConnections }, fileLimitWarning);
+    if (fileLimitWarning !== null)
+      logger.warn({ maxClientConnections: config.maxClientConnections }, fileLimitWarning);
 
     const service = new InstrumentedKvService(raftNode, metrics);
     const http = new HttpApiServer({
@@ -244,7 +255,8 @@ export async function startServer(config: NodeConfig, runtime: ServerRuntimeOpti
     );
     cleanup.push({ what: 'close HTTP API', run: () => http.close(0) });
     const clientUrl =
-      config.listenClient.port === 0 && config.advertiseClientUrl === `http://${formatHostPort(config.listenClient)}`
+      config.listenClient.port === 0 &&
+      config.advertiseClientUrl === `http://${formatHostPort(config.listenClient)}`
         ? `http://${formatHostPort(boundClient)}`
         : config.advertiseClientUrl;
     metrics.attach({ transportStats: () => tcp.stats(), droppedPeerMessages: () => raftNode.dropped });
@@ -258,10 +270,17 @@ export async function startServer(config: NodeConfig, runtime: ServerRuntimeOpti
         await joinCluster(
           config.join,
           { id: config.id, peerAddress: config.advertisePeer, clientUrl },
-          { deadlineMs: runtime.joinDeadlineMs ?? DEFAULT_JOIN_DEADLINE_MS, logger, signal: joinAbort.signal },
+          {
+            deadlineMs: runtime.joinDeadlineMs ?? DEFAULT_JOIN_DEADLINE_MS,
+            logger,
+            signal: joinAbort.signal,
+          },
         );
       } else {
-        logger.info({ lastIndex: recovered.lastIndex }, 'the data dir holds this node\'s log already: not joining again');
+        logger.info(
+          { lastIndex: recovered.lastIndex },
+          "the data dir holds this node's log already: not joining again",
+        );
       }
     }
 
@@ -296,14 +315,23 @@ export async function startServer(config: NodeConfig, runtime: ServerRuntimeOpti
           }
         }
         dataDir.release();
-        logger.info({ ms: Math.round(performance.now() - t0) }, failure === null ? 'node stopped' : 'node stopped with errors');
+        logger.info(
+          { ms: Math.round(performance.now() - t0) },
+          failure === null ? 'node stopped' : 'node stopped with errors',
+        );
         resolveStopped(fatal.error);
         if (failure !== null) throw failure;
       })();
       return closing;
     };
     fatal.handle = (error) => {
-      logger.fatal({ err: error.message, ...(error instanceof WalCorruptionError ? { file: error.file, offset: error.offset } : {}) }, 'node stopped on an unrecoverable error');
+      logger.fatal(
+        {
+          err: error.message,
+          ...(error instanceof WalCorruptionError ? { file: error.file, offset: error.offset } : {}),
+        },
+        'node stopped on an unrecoverable error',
+      );
       close().catch(() => {});
     };
     if (fatal.error !== null) fatal.handle(fatal.error);
@@ -315,7 +343,9 @@ export async function startServer(config: NodeConfig, runtime: ServerRuntimeOpti
         listenPeer: formatHostPort(boundPeer),
         dataDir: dataDir.path,
         storeBackend: config.storeBackend,
-        ...(config.join.length > 0 ? { join: config.join } : { initialCluster: config.initialCluster.map((m) => m.id) }),
+        ...(config.join.length > 0
+          ? { join: config.join }
+          : { initialCluster: config.initialCluster.map((m) => m.id) }),
         lastIndex: recovered.lastIndex,
         applied: recovered.lastApplied,
         term: recovered.term,
@@ -354,7 +384,10 @@ async function openStorage(
       { dataDir: dataDir.path },
       'store-backend memory: the log and the store live in memory only; nothing survives a restart (for tests)',
     );
-    return { storage: new MemoryLogStorage(), store: new MemoryStore({ limits: storeLimitsFromConfig(config) }) };
+    return {
+      storage: new MemoryLogStorage(),
+      store: new MemoryStore({ limits: storeLimitsFromConfig(config) }),
+    };
   }
   const wal = await WriteAheadLog.open(dataDir.walDir, {
     ...walOptions,
@@ -389,7 +422,11 @@ function checkVolatileRestart(config: NodeConfig, dataDir: OpenedDataDir): void 
 }
 
 /** The periodic reclaim (memory-reclaimer.ts), or null when switched off or not glibc. */
-function startMemoryReclaimer(intervalMs: number, metrics: ServerMetrics, logger: Logger): MemoryReclaimer | null {
+function startMemoryReclaimer(
+  intervalMs: number,
+  metrics: ServerMetrics,
+  logger: Logger,
+): MemoryReclaimer | null {
   if (intervalMs === 0) return null;
   const { binding, reason } = openGlibcMalloc();
   if (binding === null) {
@@ -399,6 +436,7 @@ function startMemoryReclaimer(intervalMs: number, metrics: ServerMetrics, logger
   const reclaimer = new MemoryReclaimer({
     malloc: binding,
     fullGc: openFullGc(),
+    youngGenerationBytes: v8YoungGenerationBytes,
     intervalMs,
     onReclaim: (r) => metrics.memoryReclaimed(r.collected, r.releasedBytes, r.durationMs / 1000),
   });
@@ -411,9 +449,12 @@ async function listenOrExplain<T>(what: string, address: string, listen: () => P
     return await listen();
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new SettingsError(`cannot listen for ${what} on ${address}: the address is already in use`);
-    if (code === 'EADDRNOTAVAIL') throw new SettingsError(`cannot listen for ${what} on ${address}: no such local address`);
-    if (code === 'EACCES') throw new SettingsError(`cannot listen for ${what} on ${address}: permission denied`);
+    if (code === 'EADDRINUSE')
+      throw new SettingsError(`cannot listen for ${what} on ${address}: the address is already in use`);
+    if (code === 'EADDRNOTAVAIL')
+      throw new SettingsError(`cannot listen for ${what} on ${address}: no such local address`);
+    if (code === 'EACCES')
+      throw new SettingsError(`cannot listen for ${what} on ${address}: permission denied`);
     throw e;
   }
 }
@@ -435,7 +476,10 @@ async function handOffLeadership(node: RaftNode, logger: Logger, electionTimeout
     ]);
     logger.info({ to }, 'handed leadership over before stopping');
   } catch (e) {
-    logger.warn({ err: errorMessage(e) }, 'could not hand leadership over before stopping; the others will elect a leader');
+    logger.warn(
+      { err: errorMessage(e) },
+      'could not hand leadership over before stopping; the others will elect a leader',
+    );
   } finally {
     clearTimeout(timer);
   }

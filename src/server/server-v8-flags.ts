@@ -9,9 +9,10 @@
  * with a 4 MiB semi-space (the setting of sessions 5-7) writes at 64 connections ran 10-15% slower
  * (interleaved pairs, 4 / 16 MiB: 5,217/6,079, 4,450/5,197, 3,652/4,179, 4,328/5,606, 4,539/5,103,
  * 5,103/4,476 req/s; user CPU per write 15% lower on every node; 8 MiB no better than 4). The cost
- * is memory while the node is busy: the young generation grows to 2 x 16 MiB. V8's memory reducer
- * shrinks it once allocation stays low for ~20-30 s: `npm run bench:scale` at 1,000,000 keys,
- * after 20 s idle RSS 407-438 MiB (4 MiB: 381-389), after 45 s idle 370-395 MiB.
+ * is memory while the node is busy: the young generation grows to 2 x 16 MiB. V8 gives it back in
+ * a GC that sees a low allocation rate, which the memory reclaimer's idle GCs now make sure of
+ * (memory-reclaimer.ts): `npm run bench:scale` at 1,000,000 keys, RSS after 20 s idle 387-391 MiB
+ * (with 4 MiB: 381-389; with 16 MiB and one idle GC: 403-417, one node 416 MiB still after 45 s).
  */
 export const SERVER_V8_FLAGS: readonly string[] = ['--max-semi-space-size=16'];
 

@@ -4,10 +4,13 @@ import { openFullGc } from '../../src/server/full-gc.js';
 import { openGlibcMalloc } from '../../src/server/glibc-malloc.js';
 import {
   IDLE_UTILIZATION,
+  MAX_IDLE_COLLECTIONS,
   type MemoryReclaimResult,
   MemoryReclaimer,
+  YOUNG_GENERATION_IDLE_BYTES,
   parseRssAnon,
   procAnonResidentBytes,
+  v8YoungGenerationBytes,
 } from '../../src/server/memory-reclaimer.js';
 
 const MiB = 1024 * 1024;
@@ -34,7 +37,10 @@ const settle = () => new Promise((r) => setTimeout(r, 20));
 
 describe('MemoryReclaimer', () => {
   it('reads RssAnon from a /proc status text, and nothing from a malformed one', () => {
-    assert.equal(parseRssAnon('VmRSS:\t  538576 kB\nRssAnon:\t  209276 kB\nRssFile:\t  329300 kB\n'), 209_276 * 1024);
+    assert.equal(
+      parseRssAnon('VmRSS:\t  538576 kB\nRssAnon:\t  209276 kB\nRssFile:\t  329300 kB\n'),
+      209_276 * 1024,
+    );
     assert.equal(parseRssAnon('VmRSS:\t  538576 kB\n'), null);
     assert.equal(parseRssAnon('RssAnon:\t  lots kB\n'), null);
     assert.equal(parseRssAnon('RssAnon:\t  12 MB\n'), null);
@@ -69,6 +75,58 @@ describe('MemoryReclaimer', () => {
     );
   });
 
+  it('collects again in the same idle period while the young generation stays large, up to a limit', async () => {
+    const idle = IDLE_UTILIZATION / 2;
+    const young = [40 * MiB, 40 * MiB, 2 * MiB, 2 * MiB];
+    let gcs = 0;
+    const reclaimer = new MemoryReclaimer({
+      intervalMs: 1000,
+      malloc: { trim: () => true },
+      fullGc: () => {
+        gcs++;
+      },
+      youngGenerationBytes: () => young.shift() ?? 2 * MiB,
+      utilizationSinceLastCall: () => idle,
+      anonResidentBytes: () => null,
+      sweepPauseMs: 1,
+    });
+    const tickAndSettle = async () => {
+      reclaimer.tick();
+      await settle();
+    };
+    await tickAndSettle(); // the idle period's first GC: the young generation is not even read
+    assert.equal(gcs, 1);
+    await tickAndSettle(); // 40 MiB: again
+    await tickAndSettle(); // 40 MiB: again
+    assert.equal(gcs, 3);
+    await tickAndSettle(); // 2 MiB: V8 gave it back, trim only
+    await tickAndSettle();
+    assert.equal(gcs, 3);
+    // A young generation that never shrinks costs at most MAX_IDLE_COLLECTIONS GCs per idle period.
+    const stubborn = new MemoryReclaimer({
+      intervalMs: 1000,
+      malloc: { trim: () => true },
+      fullGc: () => {
+        gcs++;
+      },
+      youngGenerationBytes: () => YOUNG_GENERATION_IDLE_BYTES + 1,
+      utilizationSinceLastCall: () => idle,
+      anonResidentBytes: () => null,
+      sweepPauseMs: 1,
+    });
+    gcs = 0;
+    for (let i = 0; i < MAX_IDLE_COLLECTIONS + 3; i++) {
+      stubborn.tick();
+      await settle();
+    }
+    assert.equal(gcs, MAX_IDLE_COLLECTIONS);
+  });
+
+  it('reads the young generation from V8', () => {
+    const bytes = v8YoungGenerationBytes();
+    assert.ok(bytes > 0 && bytes <= 64 * MiB, `new space ${bytes} bytes`);
+  });
+
   it('reports 0 released when memory grew during the trim or cannot be read', () => {
     const { reclaimer } = scripted([], [100, 150]);
     assert.equal(reclaimer.trimNow().releasedBytes, 0);
@@ -97,32 +155,36 @@ describe('MemoryReclaimer', () => {
     }
   });
 
-  it('hands dead Buffers back to the OS on glibc Linux: GC, then malloc_trim', { skip: skipUnlessGlibc() }, async () => {
-    const { binding } = openGlibcMalloc();
-    assert.ok(binding !== null);
-    // 64 MiB of 8 KiB Buffers (below the mmap threshold, so in glibc's heap), all dropped but the
-    // last, which keeps the heap's top in use so that free() alone cannot shrink it.
-    let kept: Buffer[] = [];
-    for (let i = 0; i < 8192; i++) kept.push(Buffer.alloc(8 * 1024, 1));
-    const last = kept[kept.length - 1];
-    kept = [];
-    const reports: MemoryReclaimResult[] = [];
-    const reclaimer = new MemoryReclaimer({
-      intervalMs: 1000,
-      malloc: binding,
-      fullGc: openFullGc(),
-      utilizationSinceLastCall: () => 0,
-      onReclaim: (r) => reports.push(r),
-    });
-    assert.ok(procAnonResidentBytes() !== null);
-    reclaimer.tick();
-    const deadline = Date.now() + 5000;
-    while (reports.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const [result] = reports;
-    assert.equal(result?.collected, true);
-    assert.ok((result?.releasedBytes ?? 0) > 32 * MiB, `released ${result?.releasedBytes} bytes`);
-    assert.equal(last?.length, 8 * 1024);
-  });
+  it(
+    'hands dead Buffers back to the OS on glibc Linux: GC, then malloc_trim',
+    { skip: skipUnlessGlibc() },
+    async () => {
+      const { binding } = openGlibcMalloc();
+      assert.ok(binding !== null);
+      // 64 MiB of 8 KiB Buffers (below the mmap threshold, so in glibc's heap), all dropped but the
+      // last, which keeps the heap's top in use so that free() alone cannot shrink it.
+      let kept: Buffer[] = [];
+      for (let i = 0; i < 8192; i++) kept.push(Buffer.alloc(8 * 1024, 1));
+      const last = kept[kept.length - 1];
+      kept = [];
+      const reports: MemoryReclaimResult[] = [];
+      const reclaimer = new MemoryReclaimer({
+        intervalMs: 1000,
+        malloc: binding,
+        fullGc: openFullGc(),
+        utilizationSinceLastCall: () => 0,
+        onReclaim: (r) => reports.push(r),
+      });
+      assert.ok(procAnonResidentBytes() !== null);
+      reclaimer.tick();
+      const deadline = Date.now() + 5000;
+      while (reports.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const [result] = reports;
+      assert.equal(result?.collected, true);
+      assert.ok((result?.releasedBytes ?? 0) > 32 * MiB, `released ${result?.releasedBytes} bytes`);
+      assert.equal(last?.length, 8 * 1024);
+    },
+  );
 });
 
 /** Why the live test cannot run here, or false. */
