@@ -981,9 +981,9 @@ export class GroupReplica {
    * Hands admitted entries to the store in batches. A batch commits without blocking this thread on
    * the disk (StateStore.applyDeferred: the WAL already holds every entry durably, and compaction
    * syncs the store first). Its proposals are answered, and reads may see it (`visible`), as soon as
-   * its results are known; `applied` (what snapshots are cut at) moves when it lands, in log order. The next batch is prepared once
-   * the previous one's results are known, so session checks and results stay in log order; up to
-   * MAX_LANDING_BATCHES may be committing at once.
+   * its results are known; `applied` (what snapshots are cut at) moves when it lands, in log order.
+   * The next batch is prepared once the previous one's results are known, so session checks and
+   * results stay in log order; up to MAX_LANDING_BATCHES may be held or committing at once.
    */
   private pumpApply(): void {
     if (this.pumping) return;
