@@ -103,7 +103,7 @@ export interface StateStore {
    * getMeta() and snapshot exports show the state without it. Durable after the next sync(); a
    * crash before that returns the store to an earlier complete batch (the Raft log replays the rest).
    * Batches may overlap: the next applyDeferred may be called once the previous one's `computed`
-   * ran (LmdbStore runs it before returning; MemoryStore at its commit); they commit in call order.
+   * ran (both stores run it before returning); they commit in call order.
    * No apply or importSnapshot while any is pending.
    */
   applyDeferred(batch: ApplyBatch, computed?: (results: TxnResult[]) => void): Promise<TxnResult[]>;
