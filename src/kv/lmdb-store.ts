@@ -195,13 +195,17 @@ function decodeState(raw: Buffer | undefined, path: string, slot: number): Store
 
 type BinaryDatabase = Database<Buffer, Buffer>;
 
+/** Reads of raw LMDB keys (what client reads and batch code share). */
+interface RawKeyReader {
+  get(key: Buffer): Buffer | undefined;
+}
+
 /**
  * Raw LMDB keys of the active key space (inline user keys and long-key bucket keys) as batch code
  * reads and writes them: committed LMDB directly, or committed LMDB behind PendingWrites.
  * `put` may be given a scratch buffer: it copies what it keeps.
  */
-interface RawKeySpace {
-  get(key: Buffer): Buffer | undefined;
+interface RawKeySpace extends RawKeyReader {
   put(key: Buffer, raw: Buffer): void;
   remove(key: Buffer): void;
 }
@@ -298,16 +302,10 @@ export class LmdbStore implements StateStore {
   private heldWrites = 0;
   private heldTimer: NodeJS.Timeout | null = null;
   /** What clients read: the committed key space behind the writes of batches still committing. */
-  private readonly visibleKeys: RawKeySpace = {
+  private readonly visibleKeys: RawKeyReader = {
     get: (key) => {
       const raw = this.pending.get(key);
       return raw === undefined ? this.kv.getBinaryFast(key) : (raw ?? undefined);
-    },
-    put: () => {
-      throw new StoreInvariantError('a write through the read-only visible key space');
-    },
-    remove: () => {
-      throw new StoreInvariantError('a delete through the read-only visible key space');
     },
   };
   /** The committed key space (the active slot), as the batch code reads and writes it. */
@@ -869,13 +867,13 @@ export class LmdbStore implements StateStore {
   }
 
   /** The bucket that would hold long key `key`, or null. */
-  private readBucket(keys: RawKeySpace, key: Buffer): BucketMember[] | null {
+  private readBucket(keys: RawKeyReader, key: Buffer): BucketMember[] | null {
     const bucketKey = bucketKeyOf(key, this.inlineKeyMaxBytes);
     const raw = keys.get(bucketKey);
     return raw === undefined ? null : decodeBucket(raw, raw.length, bucketKey);
   }
 
-  private readKeyValue(keys: RawKeySpace, key: Buffer): KeyValue | null {
+  private readKeyValue(keys: RawKeyReader, key: Buffer): KeyValue | null {
     const inlineMax = this.inlineKeyMaxBytes;
     if (key.length <= inlineMax) {
       // Committed reads return lmdb-js's reusable buffer, valid until the next read: decode at once.
