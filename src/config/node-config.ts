@@ -52,9 +52,11 @@ export const DEFAULT_SNAPSHOT_THRESHOLD_ENTRIES = 1000;
  * them durably meanwhile, and writes are answered and reads see them (through the store's buffer
  * of pending writes) once their results are known, so the delay costs no read any freshness.
  * 10 -> 50 ms: the store commits per second at 64-connection writes fell from ~100 to ~40 per node
- * and CPU per write by 5-20% on every node (docs/benchmarks.md, eighth round).
+ * and CPU per write by 5-20% on every node (docs/benchmarks.md, eighth round). 50 -> 100 ms (etcd's
+ * backend batch interval): each commit rewrites fewer pages per write, and the cluster's CPU per
+ * write fell ~9% (ninth round); 200 ms saved nothing more.
  */
-export const DEFAULT_STORE_COMMIT_DELAY_MS = 50;
+export const DEFAULT_STORE_COMMIT_DELAY_MS = 100;
 /**
  * How often a node hands freed native memory back to the kernel (src/server/memory-reclaimer.ts):
  * malloc_trim, and a full GC first once per idle period. Measured in docs/benchmarks.md "Memory".

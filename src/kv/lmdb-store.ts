@@ -128,7 +128,7 @@ interface HeldBatch {
 /** Longest commit delay: readers that do not call commitPending() may see state this much older. */
 export const MAX_COMMIT_DELAY_MS = 1000;
 /** Held batches or writes beyond these commit at once (reads of a range sort the held writes in it). */
-export const MAX_HELD_BATCHES = 64;
+export const MAX_HELD_BATCHES = 128;
 export const MAX_HELD_WRITES = 16_384;
 
 /** A copy of bytes [from, to) (Buffer#slice would be a view: lmdb-js reuses its read buffers). */

@@ -198,10 +198,11 @@ const NO_RESULTS: TxnResult[] = [];
 
 /**
  * Store batches answered and not yet landed (each up to MAX_ENTRIES_PER_APPLY entries): the ones
- * the store holds for its commit delay (one batch per Ready: 20-25 in 50 ms at one connection) and
- * the ones committing.
+ * the store holds for its commit delay (one batch per Ready: 40-50 in 100 ms at one connection; the
+ * store holds at most MAX_HELD_BATCHES) and the ones committing: twice the store's cap, so a full
+ * hold never stalls applying behind the commit before it.
  */
-const MAX_LANDING_BATCHES = 64;
+const MAX_LANDING_BATCHES = 256;
 
 const DEFINITE_NOT_APPLIED = 'leadership changed before the request committed; it was not applied';
 
