@@ -65,7 +65,7 @@ describe('loadNodeConfig: defaults and precedence', () => {
     assert.equal(config.logLevel, 'info');
     assert.equal(config.storeBackend, 'lmdb');
     assert.equal(config.memoryReclaimIntervalMs, 5000);
-    assert.equal(config.storeCommitDelayMs, 50);
+    assert.equal(config.storeCommitDelayMs, 100);
     assert.deepEqual(origins.id, { source: 'flag', label: '--id' });
     assert.equal(origins.heartbeatIntervalMs.source, 'default');
   });
