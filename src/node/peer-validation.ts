@@ -7,6 +7,7 @@
 import { NODE_ERROR_CODES } from './errors.js';
 import type { NodeId } from '../raft/types.js';
 import type { ForwardReplyMessage, ForwardedRequest, PeerMessage } from './transport.js';
+import { RaftWireError, decodeRaftWire } from './raft-wire-codec.js';
 
 export type PeerValidation = { ok: true; message: PeerMessage } | { ok: false; reason: string };
 
@@ -22,8 +23,20 @@ function isIndex(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-/** Checks the envelope fields every node message carries, and each kind's own fields. */
-export function validatePeerMessage(from: NodeId, self: NodeId, raw: unknown): PeerValidation {
+/**
+ * Checks the envelope fields every node message carries, and each kind's own fields. A message in
+ * its binary wire form (raft-wire-codec.ts) is decoded first.
+ */
+export function validatePeerMessage(from: NodeId, self: NodeId, input: unknown): PeerValidation {
+  let raw = input;
+  if (raw instanceof Uint8Array) {
+    try {
+      raw = decodeRaftWire(raw);
+    } catch (e) {
+      if (e instanceof RaftWireError) return { ok: false, reason: 'undecodable-raft-message' };
+      throw e;
+    }
+  }
   if (!isObject(raw)) return { ok: false, reason: 'not-an-object' };
   const kind = raw['kind'];
   if (kind === 'raft') {

@@ -109,8 +109,11 @@ export type PeerMessage =
   | ForwardReplyMessage;
 
 export interface PeerTransport {
-  /** Registers the node's receiver; called once, before any send. */
-  listen(deliver: (from: NodeId, messages: PeerMessage[]) => void): void;
+  /**
+   * Registers the node's receiver; called once, before any send. What arrives is untrusted: each
+   * message as sent (a PeerMessage) or in its wire form (raft-wire-codec.ts), to be validated.
+   */
+  listen(deliver: (from: NodeId, messages: readonly unknown[]) => void): void;
   /** Best effort: messages may be lost, duplicated or reordered; Raft and the node cope. */
   send(to: NodeId, messages: PeerMessage[]): void;
   /** A member's peer address became known (or changed); null: it left the cluster. */

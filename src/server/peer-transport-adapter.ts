@@ -1,7 +1,8 @@
 /**
  * The node's PeerTransport (src/node/transport.ts) over the TCP transport (src/transport).
  *
- * The node hands over one batch per peer per Ready pass; the TCP transport already coalesces
+ * Append, heartbeat and their responses travel in their binary wire form (src/node/raft-wire-codec.ts),
+ * everything else as msgpack objects. The node hands over one batch per peer per Ready pass; the TCP transport already coalesces
  * everything queued for a peer in one event-loop turn into one socket write, so each node message
  * travels as one transport message (a batch as a single message could outgrow the frame limit,
  * and one oversize message would then take the whole batch with it). Received messages go to the
@@ -12,6 +13,7 @@
  */
 import type { NodeId } from '../raft/types.js';
 import type { NodeLogger } from '../node/hooks.js';
+import { encodeRaftWire } from '../node/raft-wire-codec.js';
 import type { PeerMessage, PeerTransport as NodePeerTransport } from '../node/transport.js';
 import type { PeerTransport as TcpPeerTransport } from '../transport/peer-transport.js';
 
@@ -50,19 +52,20 @@ export class PeerTransportAdapter implements NodePeerTransport {
     this.sweeper.unref();
   }
 
-  listen(deliver: (from: NodeId, messages: PeerMessage[]) => void): void {
+  listen(deliver: (from: NodeId, messages: readonly unknown[]) => void): void {
     if (this.listening) throw new Error('PeerTransportAdapter: listen() called twice');
     this.listening = true;
     this.tcp.listen((from, message) => {
       this.observeIncoming(from, message);
-      // Untrusted: the node validates every message before using it (src/node/peer-validation.ts).
-      deliver(from, [message as PeerMessage]);
+      // Untrusted: the node decodes and validates every message before using it (src/node/peer-validation.ts).
+      deliver(from, [message]);
     });
   }
 
   send(to: NodeId, messages: PeerMessage[]): void {
     for (const m of messages) {
-      if (!this.tcp.send(to, m)) {
+      // The hot Raft messages go in their binary form; msgpack carries it as one byte string.
+      if (!this.tcp.send(to, encodeRaftWire(m) ?? m)) {
         // Unknown peer or over the frame limit: lost, as the node's contract allows; Raft retries.
         this.logger.debug({ peer: to, kind: m.kind }, 'peer message not queued');
         continue;
@@ -77,7 +80,10 @@ export class PeerTransportAdapter implements NodePeerTransport {
     } catch (e) {
       // A member's address comes from the replicated log; one the transport cannot dial must not
       // stop the node (it only means that peer is unreachable until its address is fixed).
-      this.logger.error({ peer: id, address, err: e instanceof Error ? e.message : String(e) }, 'cannot use peer address');
+      this.logger.error(
+        { peer: id, address, err: e instanceof Error ? e.message : String(e) },
+        'cannot use peer address',
+      );
     }
   }
 
@@ -104,7 +110,8 @@ export class PeerTransportAdapter implements NodePeerTransport {
     const m = message as { kind?: unknown; id?: unknown; error?: unknown };
     if (m.kind !== 'forwardReply' || typeof m.id !== 'number') return;
     // Duplicates of an answered reply find nothing here and are not counted twice.
-    if (this.tracked.delete(`${from}\u0000${m.id}`)) this.onForwardOutcome(m.error === undefined ? 'ok' : 'error');
+    if (this.tracked.delete(`${from}\u0000${m.id}`))
+      this.onForwardOutcome(m.error === undefined ? 'ok' : 'error');
   }
 
   private sweep(now: number): void {

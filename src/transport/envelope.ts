@@ -13,7 +13,12 @@
 import { Packr } from 'msgpackr';
 import { isValidId } from './identifiers.js';
 
-export const PROTOCOL_VERSION = 1;
+/**
+ * Both ends of a connection must speak the same version (the handshake rejects any other). 2: the
+ * node's append, heartbeat and their responses travel in a binary form (src/node/raft-wire-codec.ts)
+ * that a version-1 node would drop as malformed.
+ */
+export const PROTOCOL_VERSION = 2;
 
 export const EnvelopeType = {
   Hello: 0,

@@ -3,10 +3,12 @@
  * messages reorder), may be lost or duplicated, and is dropped when a partition blocks its
  * direction at delivery time. Partitions are sets of blocked directed links: a symmetric partition
  * blocks both directions, a one-way partition one. With `wire`, every message goes through the
- * msgpackr encoding a real transport uses (checks that everything sent is plain data).
+ * encoding the real transport uses: the binary form of the hot Raft messages (raft-wire-codec.ts),
+ * msgpackr for the rest (which checks that everything sent is plain data).
  */
 import { Packr } from 'msgpackr';
 import type { NodeId } from '../../src/raft/types.js';
+import { encodeRaftWire } from '../../src/node/raft-wire-codec.js';
 import type { PeerMessage, PeerTransport } from '../../src/node/transport.js';
 import type { EventQueue } from './event-queue.js';
 import type { Prng } from './prng.js';
@@ -22,7 +24,7 @@ export interface NetworkConditions {
 
 export const CALM_NETWORK: NetworkConditions = { loss: 0, duplicate: 0, minDelayMs: 1, maxDelayMs: 3 };
 
-type Receiver = (from: NodeId, messages: PeerMessage[]) => void;
+type Receiver = (from: NodeId, messages: readonly unknown[]) => void;
 
 const wirePackr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -88,20 +90,23 @@ export class SimNetwork {
     const c = this.conditions;
     for (const original of messages) {
       this.sent++;
-      const m = this.wire ? (wirePackr.unpack(wirePackr.pack(original)) as PeerMessage) : original;
+      const wired: unknown = this.wire
+        ? wirePackr.unpack(wirePackr.pack(encodeRaftWire(original) ?? original))
+        : original;
       if (c.loss > 0 && this.rng.chance(c.loss)) {
-        this.onDeliver?.(from, to, m, 'lost');
+        this.onDeliver?.(from, to, original, 'lost');
         continue;
       }
       const copies = c.duplicate > 0 && this.rng.chance(c.duplicate) ? 2 : 1;
       for (let k = 0; k < copies; k++) {
         const delay = c.minDelayMs + this.rng.next() * (c.maxDelayMs - c.minDelayMs);
-        this.queue.after(delay, () => this.deliver(from, to, m));
+        this.queue.after(delay, () => this.deliver(from, to, original, wired));
       }
     }
   }
 
-  private deliver(from: NodeId, to: NodeId, m: PeerMessage): void {
+  /** `wired`: what the receiver gets (the wire form, when the network encodes); `m` is for the trace. */
+  private deliver(from: NodeId, to: NodeId, m: PeerMessage, wired: unknown): void {
     if (this.blocked.size > 0 && this.blocked.has(`${from}>${to}`)) {
       this.onDeliver?.(from, to, m, 'partitioned');
       return;
@@ -113,6 +118,6 @@ export class SimNetwork {
     }
     this.delivered++;
     this.onDeliver?.(from, to, m, null);
-    receive(from, [m]);
+    receive(from, [wired]);
   }
 }

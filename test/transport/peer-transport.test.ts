@@ -444,7 +444,7 @@ describe('PeerTransport', () => {
     try {
       assert.throws(() => a.transport.setPeer('a', '127.0.0.1:1'), /own peer/);
       assert.throws(() => a.transport.setPeer('b', 'nohostport'), /host:port/);
-      assert.equal(PROTOCOL_VERSION, 1);
+      assert.equal(PROTOCOL_VERSION, 2);
     } finally {
       await a.transport.close();
     }
