@@ -140,7 +140,14 @@ describe('HTTP API: health, cluster and metrics', () => {
     assert.equal(sample(text, 'atlas_peer_send_queue_bytes', { ...n1, peer: 'n2' }), 700);
     assert.equal(sample(text, 'atlas_forwarded_requests_total', { ...n1, outcome: 'ok' }), 1);
     t.metrics.removePeer('n2');
-    assert.doesNotMatch((await call(t.port, 'GET', '/metrics')).text(), /peer="n2"/);
+    t.metrics.proposal('committed');
+    t.metrics.proposal('rejected');
+    const later = (await call(t.port, 'GET', '/metrics')).text();
+    assert.doesNotMatch(later, /peer="n2"/);
+    // Counts kept between scrapes, never added twice.
+    assert.equal(sample(later, 'atlas_raft_proposals_total', { ...n1, outcome: 'committed' }), 2);
+    assert.equal(sample(later, 'atlas_raft_proposals_total', { ...n1, outcome: 'rejected' }), 1);
+    assert.equal(sample(later, 'atlas_raft_proposals_total', { ...n1, outcome: 'failed' }), undefined);
   });
 
   it('keeps two nodes in one process in separate registries', async () => {

@@ -18,6 +18,7 @@ export type NodeRole = NodeStatus['role'];
 const ROLES: readonly NodeRole[] = ['leader', 'follower', 'candidate', 'preCandidate'];
 
 export type ProposalOutcome = 'committed' | 'rejected' | 'failed';
+const PROPOSAL_OUTCOMES: readonly ProposalOutcome[] = ['committed', 'rejected', 'failed'];
 export type ForwardOutcome = 'ok' | 'error';
 
 /** What the node reports. Every method is cheap (a number update). */
@@ -83,7 +84,11 @@ export class AtlasMetrics implements NodeMetrics {
   private readonly commitIndex: Gauge;
   private readonly lastApplied: Gauge;
   private readonly leaderChanges: Counter;
-  private readonly proposals: Counter<'outcome'>;
+  /**
+   * Counted here and handed to prom-client only when scraped: its `inc(labels)` hashes the labels
+   * on every call, and this one runs once per client write.
+   */
+  private readonly proposalCounts: Record<ProposalOutcome, number> = { committed: 0, rejected: 0, failed: 0 };
   private readonly walFsync: Histogram;
   private readonly peerQueueMessages: Gauge<'peer'>;
   private readonly peerQueueBytes: Gauge<'peer'>;
@@ -134,11 +139,18 @@ export class AtlasMetrics implements NodeMetrics {
       help: 'changes of the known leader',
       registers,
     });
-    this.proposals = new Counter({
+    const proposalCounts = this.proposalCounts;
+    new Counter({
       name: 'atlas_raft_proposals_total',
       help: 'client proposals by outcome (committed, rejected, failed)',
       labelNames: ['outcome'],
       registers,
+      collect() {
+        this.reset();
+        for (const outcome of PROPOSAL_OUTCOMES) {
+          if (proposalCounts[outcome] > 0) this.inc({ outcome }, proposalCounts[outcome]);
+        }
+      },
     });
     this.walFsync = new Histogram({
       name: 'atlas_wal_fsync_duration_seconds',
@@ -222,7 +234,7 @@ export class AtlasMetrics implements NodeMetrics {
   }
 
   proposal(outcome: ProposalOutcome): void {
-    this.proposals.inc({ outcome });
+    this.proposalCounts[outcome]++;
   }
 
   observeWalFsync(seconds: number): void {
