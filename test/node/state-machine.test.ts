@@ -33,6 +33,74 @@ describe('command encoding', () => {
     assert.deepEqual(decodeCommand(encodeCommand({ txn, session: null, time: 5 })).session, null);
   });
 
+  it('encodes a plain put in its own compact form, and reads both forms back', () => {
+    const put: Txn = {
+      compare: [],
+      success: [{ type: 'put', key: Buffer.from('kéy'), value: Buffer.from([0, 1, 255]) }],
+      failure: [],
+    };
+    for (const session of [
+      null,
+      { clientId: 'client-ü', seq: Number.MAX_SAFE_INTEGER },
+      { clientId: '', seq: 1 },
+    ]) {
+      const data = encodeCommand({ txn: put, session, time: 1_700_000_000_123.5 });
+      assert.equal(data[0], 0xc1, 'plain-put mark');
+      assert.deepEqual(decodeCommand(data), { txn: put, session, time: 1_700_000_000_123.5 });
+    }
+    const emptyValue: Txn = {
+      ...put,
+      success: [{ type: 'put', key: Buffer.from('k'), value: Buffer.alloc(0) }],
+    };
+    assert.deepEqual(
+      decodeCommand(encodeCommand({ txn: emptyValue, session: null, time: 1 })).txn,
+      emptyValue,
+    );
+    // Anything else keeps the MessagePack form (a 6-element array), which is read as before.
+    const conditional: Txn = {
+      ...put,
+      compare: [{ key: Buffer.from('k'), target: 'version', op: '=', value: 0 }],
+    };
+    const twoOps: Txn = { ...put, success: [...put.success, { type: 'delete', key: Buffer.from('x') }] };
+    const del: Txn = { compare: [], success: [{ type: 'delete', key: Buffer.from('k') }], failure: [] };
+    for (const other of [conditional, twoOps, del, txn]) {
+      const data = encodeCommand({ txn: other, session: null, time: 2 });
+      assert.equal(data[0], 0x96);
+      assert.deepEqual(decodeCommand(data).txn, other);
+    }
+  });
+
+  it('rejects every truncation of a plain put, and bad fields, with a specific error', () => {
+    const put: Txn = {
+      compare: [],
+      success: [{ type: 'put', key: Buffer.from('key'), value: Buffer.from('v') }],
+      failure: [],
+    };
+    const data = encodeCommand({ txn: put, session: { clientId: 'c1', seq: 3 }, time: 9 });
+    // Every cut before the value's bytes leaves a field short (a cut inside the value is a shorter value).
+    const valueStart = data.length - 1;
+    for (let n = 1; n < valueStart; n++) {
+      assert.throws(
+        () => decodeCommand(data.subarray(0, n)),
+        /plain put command: truncated at byte/,
+        `prefix of ${n}`,
+      );
+    }
+    assert.throws(
+      () => decodeCommand(data.subarray(0, 11)),
+      /truncated at byte 10: client id length needs 2 bytes, 1 left/,
+    );
+    const badFlag = Buffer.from(data);
+    badFlag[9] = 2;
+    assert.throws(() => decodeCommand(badFlag), /has-session is 2/);
+    const badSeq = Buffer.from(data);
+    badSeq.writeDoubleLE(0, 1 + 8 + 1 + 2 + 2);
+    assert.throws(() => decodeCommand(badSeq), /bad session/);
+    const badTime = Buffer.from(data);
+    badTime.writeDoubleLE(Number.NaN, 1);
+    assert.throws(() => decodeCommand(badTime), /bad time/);
+  });
+
   it('rejects malformed payloads with a specific error', () => {
     assert.throws(() => decodeCommand(Buffer.from([0x91, 0x01])), /6-element array/);
     const wrongFormat = encodeCommand({ txn, session: null, time: 1 });
