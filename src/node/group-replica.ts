@@ -447,6 +447,17 @@ export class GroupReplica {
     if (this.newReads.length > 0) this.flushReads();
   }
 
+  /**
+   * While this node's append is in flight (the host takes no Ready then): a leader proposes what
+   * its clients queued meanwhile and sends the appends at once (RaftGroup.takeEarlyReplication),
+   * so the followers' disks work while its own does. The entries are persisted here with the next Ready.
+   */
+  sendEarlyReplication(): void {
+    if (this.role !== 'leader' || this.queue.length === 0) return;
+    this.flushQueue();
+    for (const m of this.raft.takeEarlyReplication()) this.host.send(m.to, { kind: 'raft', message: m });
+  }
+
   takeReady(): Ready | null {
     if (!this.raft.hasReady()) return null;
     const rd = this.raft.ready();

@@ -385,6 +385,7 @@ export class RaftNode implements KvService, ReplicaHost {
     this.scheduled = false;
     if (this.halted) return;
     if (this.persisting) {
+      for (const r of this.replicas.values()) r.sendEarlyReplication();
       this.flushOutbox();
       return;
     }

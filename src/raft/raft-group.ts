@@ -43,6 +43,12 @@ import type {
 } from './types.js';
 import { MAX_READ_CONTEXT_BYTES, validateMessage } from './validate-message.js';
 
+const NO_MESSAGES: readonly Message[] = [];
+
+function isReplication(m: Message): boolean {
+  return m.type === 'append' || m.type === 'heartbeat';
+}
+
 export const DEFAULT_ELECTION_TICK = 10;
 export const DEFAULT_HEARTBEAT_TICK = 1;
 export const DEFAULT_MAX_INFLIGHT_MSGS = 256;
@@ -337,6 +343,23 @@ export class RaftGroup implements RaftGroupApi {
     return rd;
   }
 
+  /**
+   * A leader's AppendEntries and heartbeats produced since the last Ready, taken out to be sent at
+   * once, for the driver to call while a Ready is outstanding (its write in flight). Raft thesis
+   * §10.2.1: a leader may send entries before they are durable on its own disk; it counts itself
+   * toward a quorum only for entries it persisted (advance), so followers persist entries proposed
+   * during the leader's fsync instead of waiting for it. The entries stay unstable and go to disk
+   * with the next Ready; every other message waits for that Ready.
+   */
+  takeEarlyReplication(): readonly Message[] {
+    if (this.role !== 'leader') return NO_MESSAGES;
+    if (this.bcastPending) this.bcastAppend();
+    if (!this.msgs.some(isReplication)) return NO_MESSAGES;
+    const early = this.msgs.filter(isReplication);
+    this.msgs = this.msgs.filter((m) => !isReplication(m));
+    return early;
+  }
+
   /** The driver persisted `rd`'s entries/hard state/snapshot, sent its messages and applied its entries. */
   advance(rd: Ready): void {
     if (rd !== this.outstanding)
@@ -363,7 +386,8 @@ export class RaftGroup implements RaftGroupApi {
     if (!Number.isSafeInteger(index) || index < 0 || !Number.isSafeInteger(keepTail) || keepTail < 0) {
       throw new RangeError(`compact(${index}, ${keepTail}): arguments must be non-negative integers`);
     }
-    if (!(keepTailBytes >= 0)) throw new RangeError(`compact: keepTailBytes must be >= 0, got ${keepTailBytes}`);
+    if (!(keepTailBytes >= 0))
+      throw new RangeError(`compact: keepTailBytes must be >= 0, got ${keepTailBytes}`);
     if (index > this.log.applied) {
       throw new RaftInvariantError(`compact(${index}) beyond applied index ${this.log.applied}`);
     }

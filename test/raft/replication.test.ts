@@ -49,6 +49,35 @@ describe('log replication (Raft §5.3)', () => {
     r.advance(rd2);
   });
 
+  it('a leader sends entries proposed while its Ready is outstanding, and persists them with the next (thesis §10.2.1)', () => {
+    const net = new TestNetwork(['a', 'b', 'c']);
+    net.elect('a');
+    const a = net.raft('a');
+    a.propose(Buffer.from('x'));
+    const rd = a.ready(); // its write is in flight
+    const { index } = a.propose(Buffer.from('y'));
+    assert.throws(() => a.ready(), /before advance/);
+    const early = a.takeEarlyReplication();
+    for (const to of ['b', 'c']) {
+      assert.ok(
+        appends([...early], to).some((m) => m.entries.some((e) => e.index === index)),
+        `y goes to ${to} before the leader persisted it`,
+      );
+    }
+    assert.ok(early.every((m) => m.type === 'append' || m.type === 'heartbeat'));
+    assert.deepEqual(a.takeEarlyReplication(), [], 'taken once');
+    assert.ok(!rd.entries.some((e) => e.index === index), 'not in the outstanding Ready');
+    a.advance(rd);
+    const rd2 = a.ready();
+    assert.ok(
+      rd2.entries.some((e) => e.index === index),
+      'persisted with the next Ready',
+    );
+    assert.ok(!appends(rd2.messages).some((m) => m.entries.some((e) => e.index === index)), 'not sent twice');
+    a.advance(rd2);
+    assert.deepEqual(net.raft('b').takeEarlyReplication(), [], 'a follower sends nothing early');
+  });
+
   it('bounds uncommitted proposals (maxProposalQueue)', () => {
     const net = new TestNetwork(['a', 'b', 'c'], { maxProposalQueue: 5 });
     net.elect('a');
