@@ -23,6 +23,7 @@ import {
   DEFAULT_HEARTBEAT_TICK,
   DEFAULT_MAX_INFLIGHT_MSGS,
   DEFAULT_MAX_MSG_BYTES,
+  isLeaderReplication,
 } from '../raft/raft-group.js';
 import type { HardState, Message, NodeId, Ready, SnapshotMeta } from '../raft/types.js';
 import { type Clock, SystemClock, type TimerHandle } from './clock.js';
@@ -122,11 +123,6 @@ export const DEFAULT_NODE_SETTINGS: NodeSettings = {
 const MAX_ADDRESS_BYTES = 512;
 const NO_MARKERS: ReadonlyMap<number, SnapshotMeta> = new Map();
 const NO_MESSAGES: Message[] = [];
-
-/** A leader's replication traffic, which may leave before the leader's own write is durable. */
-function isLeaderReplication(m: Message): boolean {
-  return m.type === 'append' || m.type === 'heartbeat';
-}
 
 interface PendingForward {
   to: NodeId;

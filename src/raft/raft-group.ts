@@ -45,7 +45,8 @@ import { MAX_READ_CONTEXT_BYTES, validateMessage } from './validate-message.js';
 
 const NO_MESSAGES: readonly Message[] = [];
 
-function isReplication(m: Message): boolean {
+/** A leader's replication traffic, which may leave before the leader's own write is durable (thesis §10.2.1). */
+export function isLeaderReplication(m: Message): boolean {
   return m.type === 'append' || m.type === 'heartbeat';
 }
 
@@ -354,9 +355,9 @@ export class RaftGroup implements RaftGroupApi {
   takeEarlyReplication(): readonly Message[] {
     if (this.role !== 'leader') return NO_MESSAGES;
     if (this.bcastPending) this.bcastAppend();
-    if (!this.msgs.some(isReplication)) return NO_MESSAGES;
-    const early = this.msgs.filter(isReplication);
-    this.msgs = this.msgs.filter((m) => !isReplication(m));
+    if (!this.msgs.some(isLeaderReplication)) return NO_MESSAGES;
+    const early = this.msgs.filter(isLeaderReplication);
+    this.msgs = this.msgs.filter((m) => !isLeaderReplication(m));
     return early;
   }
 

@@ -1,11 +1,12 @@
 /**
  * The node's PeerTransport (src/node/transport.ts) over the TCP transport (src/transport).
  *
- * Append, heartbeat and their responses travel in their binary wire form (src/node/raft-wire-codec.ts),
- * everything else as msgpack objects. The node hands over one batch per peer per Ready pass; the TCP transport already coalesces
- * everything queued for a peer in one event-loop turn into one socket write, so each node message
- * travels as one transport message (a batch as a single message could outgrow the frame limit,
- * and one oversize message would then take the whole batch with it). Received messages go to the
+ * Append, heartbeat and their responses travel in their binary wire form
+ * (src/node/raft-wire-codec.ts), everything else as msgpack objects. The node hands over one batch
+ * per peer per Ready pass; the TCP transport already coalesces everything queued for a peer in one
+ * event-loop turn into one socket write, so each node message travels as one transport message (a
+ * batch as a single message could outgrow the frame limit, and one oversize message would then
+ * take the whole batch with it). Received messages go to the
  * node as they arrive; the node validates each (they are untrusted) and runs one Ready pass per turn.
  *
  * The adapter also watches the forwarded client requests that pass through it (a follower's
