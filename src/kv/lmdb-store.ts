@@ -17,7 +17,7 @@
  * writes, so after a crash the node replays the WAL from exactly appliedIndex + 1.
  */
 import { mkdirSync, realpathSync } from 'node:fs';
-import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
+import { ABORT, open, type Database, type RootDatabase, type Transaction } from 'lmdb';
 import {
   InvalidStoreRequestError,
   StoreClosedError,
@@ -124,12 +124,22 @@ interface HeldBatch {
   results: TxnResult[];
   resolve: (results: TxnResult[]) => void;
   reject: (error: unknown) => void;
+  /** performance.now() when it was held: it commits at most commitDelayMs later (or when the commit before it lands). */
+  heldAt: number;
 }
 /** Longest commit delay: readers that do not call commitPending() may see state this much older. */
 export const MAX_COMMIT_DELAY_MS = 1000;
-/** Held batches or writes beyond these commit at once (reads of a range sort the held writes in it). */
+/** Held batches beyond this commit at once (reads of a range sort the held writes in it). */
 export const MAX_HELD_BATCHES = 128;
-export const MAX_HELD_WRITES = 16_384;
+/**
+ * Key writes per LMDB commit; held writes reaching it commit at once. A commit copies every leaf it
+ * touches (with random keys about one 4 KiB page per write), and LMDB reuses the pages it frees only
+ * after the commits after it have flushed; it also keeps the dirty-page buffers of its largest
+ * commit for good. So the largest commit sets both how far the file outgrows its live tree and how
+ * much heap the store keeps (standalone, 1,000,000 random keys in commits of 8,000
+ * writes: a 255 MiB file and 54 MiB of anonymous memory; of 2,000: 208 MiB and 28 MiB).
+ */
+export const MAX_COMMIT_WRITES = 2048;
 
 /** A copy of bytes [from, to) (Buffer#slice would be a view: lmdb-js reuses its read buffers). */
 const copySlice = Uint8Array.prototype.slice;
@@ -301,6 +311,15 @@ export class LmdbStore implements StateStore {
   /** Writes in `held`. */
   private heldWrites = 0;
   private heldTimer: NodeJS.Timeout | null = null;
+  /**
+   * A commit of held batches is queued and its transaction has not begun (or it was put back, see
+   * startCommit): the next one waits, so that each commit is its own LMDB transaction.
+   */
+  private commitQueued = false;
+  /** LMDB transaction id of the last commit of held batches. */
+  private lastCommitTxnId = -1;
+  /** commitPending() was called: commit what is held without waiting for the delay. */
+  private commitRequested = false;
   /** What clients read: the committed key space behind the writes of batches still committing. */
   private readonly visibleKeys: RawKeyReader = {
     get: (key) => {
@@ -500,53 +519,113 @@ export class LmdbStore implements StateStore {
     next.appliedIndex = batch.appliedIndex;
     this.tip = next;
     const landed = new Promise<TxnResult[]>((resolve, reject) => {
-      this.held.push({ batch, next, writes, seq, results, resolve, reject });
+      this.held.push({ batch, next, writes, seq, results, resolve, reject, heldAt: performance.now() });
     });
     this.pendingBatches++;
     this.lastPending = landed;
     this.heldWrites += writes.length;
-    if (
-      this.commitDelayMs === 0 ||
-      this.held.length >= MAX_HELD_BATCHES ||
-      this.heldWrites >= MAX_HELD_WRITES
-    ) {
-      this.commitPending();
-    } else if (this.heldTimer === null) {
-      this.heldTimer = setTimeout(() => {
-        this.heldTimer = null;
-        this.commitPending();
-      }, this.commitDelayMs);
-    }
+    this.scheduleCommit();
     computed?.(results);
     return landed;
   }
 
+  /** Starts the next commit if one is due and none is queued, or arms the delay's timer. */
+  private scheduleCommit(): void {
+    if (this.held.length > 0 && !this.commitQueued) {
+      const due = this.held[0]!.heldAt + this.commitDelayMs - performance.now();
+      if (
+        due > 0 &&
+        !this.commitRequested &&
+        this.held.length < MAX_HELD_BATCHES &&
+        this.heldWrites < MAX_COMMIT_WRITES &&
+        this.failed === null
+      ) {
+        if (this.heldTimer === null) {
+          this.heldTimer = setTimeout(() => {
+            this.heldTimer = null;
+            this.scheduleCommit();
+          }, due);
+        }
+        return;
+      }
+      this.startCommit();
+    }
+  }
+
   /**
-   * Commits every held batch in one LMDB write transaction (each batch's writes, meta and state
-   * record in order, so the last state record wins), on lmdb-js's write thread; each batch's
-   * promise settles with that commit.
+   * Commits every held batch without waiting for the delay, in LMDB write transactions of up to
+   * MAX_COMMIT_WRITES writes, one after another.
    */
   commitPending(): void {
+    if (this.held.length === 0) return;
+    this.commitRequested = true;
+    this.scheduleCommit();
+  }
+
+  /**
+   * Commits the oldest held batches, up to MAX_COMMIT_WRITES writes (at least one batch), in one
+   * LMDB write transaction on lmdb-js's write thread (each batch's writes, meta and state record in
+   * order, so the last state record wins); each batch's promise settles with that commit.
+   *
+   * Pipelined: the next commit is queued as soon as this one's writes are in its transaction, so
+   * lmdb-js begins it right after this one commits, while this thread builds it (bench: 600,000
+   * random keys in commits of 2,000, queued after the previous landed 55,000 writes/s, queued early
+   * 85,000). lmdb-js may still run a queued callback inside the transaction before it; such a
+   * commit aborts (writes nothing) and is put back at the head of the held batches, to start again
+   * once that transaction has landed, so no commit ever exceeds MAX_COMMIT_WRITES.
+   */
+  private startCommit(): void {
     if (this.heldTimer !== null) {
       clearTimeout(this.heldTimer);
       this.heldTimer = null;
     }
-    if (this.held.length === 0) return;
-    const group = this.held;
-    this.held = [];
-    this.heldWrites = 0;
+    if (this.commitQueued) throw new StoreInvariantError('startCommit called while a commit is queued');
     if (this.failed !== null) {
       // Computed on top of a batch that never landed: committing them would skip its writes.
       const failure = this.failed;
-      for (const h of group) {
+      const dropped = this.held;
+      this.held = [];
+      this.heldWrites = 0;
+      this.commitRequested = false;
+      for (const h of dropped) {
         this.pendingBatches--;
         h.reject(failure);
       }
       return;
     }
+    let take = 0;
+    let writes = 0;
+    while (
+      take < this.held.length &&
+      take < MAX_HELD_BATCHES &&
+      (take === 0 || writes + this.held[take]!.writes.length <= MAX_COMMIT_WRITES)
+    ) {
+      writes += this.held[take]!.writes.length;
+      take++;
+    }
+    const group = this.held.splice(0, take);
+    this.heldWrites -= writes;
+    const requested = this.commitRequested;
+    if (this.held.length === 0) this.commitRequested = false;
+    this.commitQueued = true;
+    let began = false;
+    let putBack = false;
     const kv = this.kv;
     this.root
       .childTransaction(() => {
+        began = true;
+        const txnId = this.root.getWriteTxnId();
+        // In the previous commit's transaction: stay queued, go again after it (see above).
+        if (txnId === this.lastCommitTxnId) {
+          putBack = true;
+          return ABORT;
+        }
+        if (txnId < this.lastCommitTxnId)
+          throw new StoreInvariantError(
+            `LMDB transaction id went back: ${txnId} after ${this.lastCommitTxnId}`,
+          );
+        this.lastCommitTxnId = txnId;
+        this.commitQueued = false;
         for (const h of group) {
           for (const w of h.writes) {
             if (w.raw === null) kv.removeSync(w.key);
@@ -554,9 +633,20 @@ export class LmdbStore implements StateStore {
           }
           this.writeMetaAndState(h.batch, h.next);
         }
+        // Not from inside the transaction: lmdb-js refuses to queue one then.
+        queueMicrotask(() => this.scheduleCommit());
+        return undefined;
       })
       .then(
-        () => {
+        (result: unknown) => {
+          if (result === ABORT) {
+            this.commitQueued = false;
+            this.held.unshift(...group);
+            this.heldWrites += writes;
+            if (requested) this.commitRequested = true;
+            this.scheduleCommit();
+            return;
+          }
           for (const h of group) {
             this.state = h.next;
             this.pending.release(h.writes, h.seq);
@@ -564,13 +654,16 @@ export class LmdbStore implements StateStore {
             h.resolve(h.results);
           }
           if (this.pendingBatches === 0) this.lastPending = null;
+          this.scheduleCommit();
         },
         (error: unknown) => {
+          if (!began || putBack) this.commitQueued = false;
           this.failed = error instanceof Error ? error : new Error(String(error));
           for (const h of group) {
             this.pendingBatches--;
             h.reject(error);
           }
+          this.scheduleCommit();
         },
       );
   }

@@ -8,7 +8,7 @@ import {
   LmdbStore,
   type LmdbStoreOptions,
   MAX_HELD_BATCHES,
-  MAX_HELD_WRITES,
+  MAX_COMMIT_WRITES,
 } from '../../src/kv/lmdb-store.js';
 import { MemoryStore } from '../../src/kv/memory-store.js';
 import type { StateStore } from '../../src/kv/state-store.js';
@@ -210,7 +210,7 @@ describe('LmdbStore', () => {
     assert.deepEqual(landed, [1, 2]);
     assert.equal(store.appliedIndex(), 2);
     assert.equal(store.get(text('a'))?.value.toString(), '2');
-    // The timer commits too; and MAX_HELD_BATCHES held batches, or MAX_HELD_WRITES held writes,
+    // The timer commits too; and MAX_HELD_BATCHES held batches, or MAX_COMMIT_WRITES held writes,
     // commit without waiting for it.
     const timed = store.applyDeferred({ appliedIndex: 3, txns: [plain(putOp(text('b'), text('3')))] });
     await timed;
@@ -224,7 +224,7 @@ describe('LmdbStore', () => {
     let index = 4 + MAX_HELD_BATCHES;
     const t2 = performance.now();
     const txnsPerBatch = 512;
-    const big = Array.from({ length: Math.ceil(MAX_HELD_WRITES / txnsPerBatch) }, (_, b) =>
+    const big = Array.from({ length: Math.ceil(MAX_COMMIT_WRITES / txnsPerBatch) }, (_, b) =>
       store.applyDeferred({
         appliedIndex: index++,
         txns: Array.from({ length: txnsPerBatch }, (_, i) => plain(putOp(text(`w${b}-${i}`), text('x')))),
@@ -232,7 +232,7 @@ describe('LmdbStore', () => {
     );
     assert.ok(big.length < MAX_HELD_BATCHES);
     await Promise.all(big);
-    assert.ok(performance.now() - t2 < 900, `${MAX_HELD_WRITES} held writes commit without the timer`);
+    assert.ok(performance.now() - t2 < 900, `${MAX_COMMIT_WRITES} held writes commit without the timer`);
     // sync() and close() commit what is held; the reopened store has it.
     const last = index;
     void store.applyDeferred({ appliedIndex: last, txns: [plain(putOp(text('d'), text('8')))] });
@@ -245,6 +245,35 @@ describe('LmdbStore', () => {
       () => LmdbStore.open(join(dir, 'bad-delay'), { commitDelayMs: 1001 }),
       /commitDelayMs must be an integer in \[0, 1000\]/,
     );
+  });
+
+  it('commits held batches one LMDB transaction at a time, each of at most MAX_COMMIT_WRITES writes', async () => {
+    const store = openStore('chunked', { commitDelayMs: 1000 });
+    const batchOf = (index: number, writes: number) => ({
+      appliedIndex: index,
+      txns: Array.from({ length: writes }, (_, i) => plain(putOp(text(`k${index}-${i}`), text(`${index}`)))),
+    });
+    // Three batches of 3/4 of the cap: no two fit one commit, so each lands on its own, in order
+    // (lmdb-js would merge transactions queued behind a running one into one commit).
+    const size = (MAX_COMMIT_WRITES * 3) / 4;
+    const lmdbTxnId = () =>
+      (store as unknown as { root: { getStats(): { lastTxnId: number } } }).root.getStats().lastTxnId;
+    const txnBefore = lmdbTxnId();
+    const landed: number[] = [];
+    const t0 = performance.now();
+    const landings = [1, 2, 3].map((index) =>
+      store.applyDeferred(batchOf(index, size)).then(() => landed.push(index)),
+    );
+    // One batch larger than the cap commits whole, alone.
+    const whole = store.applyDeferred(batchOf(4, MAX_COMMIT_WRITES + 100)).then(() => {
+      landed.push(4);
+    });
+    await Promise.all([...landings, whole]);
+    assert.ok(performance.now() - t0 < 900, 'writes over the cap commit without the timer');
+    assert.deepEqual(landed, [1, 2, 3, 4], 'the batches landed in order');
+    assert.equal(lmdbTxnId() - txnBefore, 4, 'each batch in an LMDB transaction of its own');
+    assert.equal(store.get(text(`k4-${MAX_COMMIT_WRITES + 99}`))?.value.toString(), '4');
+    assert.equal(store.count(), 3 * size + MAX_COMMIT_WRITES + 100);
   });
 
   it('opens a store created with fixed entry headers (format 1) and keeps writing that format', async () => {
