@@ -614,6 +614,8 @@ export class LmdbStore implements StateStore {
     this.root
       .childTransaction(() => {
         began = true;
+        // An earlier commit failed: these batches were computed on top of it and must not land.
+        if (this.failed !== null) throw this.failed;
         const txnId = this.root.getWriteTxnId();
         // In the previous commit's transaction: stay queued, go again after it (see above).
         if (txnId === this.lastCommitTxnId) {
