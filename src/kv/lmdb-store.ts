@@ -608,25 +608,22 @@ export class LmdbStore implements StateStore {
     const requested = this.commitRequested;
     if (this.held.length === 0) this.commitRequested = false;
     this.commitQueued = true;
-    let began = false;
-    let putBack = false;
+    /** This commit holds the queue slot: until its writes are in, or until it is put back. */
+    let holdsSlot = true;
     const kv = this.kv;
     this.root
       .childTransaction(() => {
-        began = true;
         // An earlier commit failed: these batches were computed on top of it and must not land.
         if (this.failed !== null) throw this.failed;
         const txnId = this.root.getWriteTxnId();
         // In the previous commit's transaction: stay queued, go again after it (see above).
-        if (txnId === this.lastCommitTxnId) {
-          putBack = true;
-          return ABORT;
-        }
+        if (txnId === this.lastCommitTxnId) return ABORT;
         if (txnId < this.lastCommitTxnId)
           throw new StoreInvariantError(
             `LMDB transaction id went back: ${txnId} after ${this.lastCommitTxnId}`,
           );
         this.lastCommitTxnId = txnId;
+        holdsSlot = false;
         this.commitQueued = false;
         for (const h of group) {
           for (const w of h.writes) {
@@ -642,6 +639,7 @@ export class LmdbStore implements StateStore {
       .then(
         (result: unknown) => {
           if (result === ABORT) {
+            holdsSlot = false;
             this.commitQueued = false;
             this.held.unshift(...group);
             this.heldWrites += writes;
@@ -659,7 +657,7 @@ export class LmdbStore implements StateStore {
           this.scheduleCommit();
         },
         (error: unknown) => {
-          if (!began || putBack) this.commitQueued = false;
+          if (holdsSlot) this.commitQueued = false;
           this.failed = error instanceof Error ? error : new Error(String(error));
           for (const h of group) {
             this.pendingBatches--;
