@@ -26,6 +26,7 @@ export class ServerMetrics extends AtlasMetrics {
   private readonly appliedEntries: Counter;
   private readonly dropped: Gauge<'reason'>;
   private readonly peerConnected: Gauge<'peer'>;
+  private readonly peerSent: Gauge<'peer' | 'unit'>;
   private readonly memoryReclaims: Counter<'gc'>;
   private readonly memoryReclaimedBytes: Counter;
   private readonly memoryReclaimSeconds: Counter;
@@ -72,6 +73,13 @@ export class ServerMetrics extends AtlasMetrics {
       name: 'atlas_peer_connected',
       help: '1 while the connection to a peer is open',
       labelNames: ['peer'],
+      registers,
+    });
+    // Cumulative figures the transport keeps: a gauge set at scrape (a link's counters persist across its reconnects).
+    this.peerSent = new Gauge({
+      name: 'atlas_peer_sent_total',
+      help: 'traffic sent to a peer (cumulative), by unit: messages, frames, socket writes (one per flush), bytes',
+      labelNames: ['peer', 'unit'],
       registers,
     });
     this.memoryReclaims = new Counter({
@@ -137,14 +145,20 @@ export class ServerMetrics extends AtlasMetrics {
       seen.add(p.id);
       this.setPeerSendQueue(p.id, p.queueMessages, p.queueBytes);
       this.peerConnected.set({ peer: p.id }, p.connected ? 1 : 0);
+      this.peerSent.set({ peer: p.id, unit: 'messages' }, p.messagesSent);
+      this.peerSent.set({ peer: p.id, unit: 'frames' }, p.framesSent);
+      this.peerSent.set({ peer: p.id, unit: 'writes' }, p.writes);
+      this.peerSent.set({ peer: p.id, unit: 'bytes' }, p.bytesSent);
     }
     for (const id of this.knownPeers) {
       if (seen.has(id)) continue;
       this.removePeer(id);
       this.peerConnected.remove({ peer: id });
+      for (const unit of ['messages', 'frames', 'writes', 'bytes']) this.peerSent.remove({ peer: id, unit });
     }
     this.knownPeers.clear();
     for (const id of seen) this.knownPeers.add(id);
-    for (const [reason, count] of Object.entries(sources.droppedPeerMessages())) this.dropped.set({ reason }, count);
+    for (const [reason, count] of Object.entries(sources.droppedPeerMessages()))
+      this.dropped.set({ reason }, count);
   }
 }

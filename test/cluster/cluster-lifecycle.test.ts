@@ -99,6 +99,12 @@ describe('cluster lifecycle (3 real processes)', { timeout: 240_000 }, () => {
     assert.ok((metricValue(text, 'atlas_raft_proposals_total', { outcome: 'committed' }) ?? 0) >= 1);
     for (const peer of followersOf(leader)) {
       assert.notEqual(metricValue(text, 'atlas_peer_send_queue_messages', { peer }), null, `queue gauge for ${peer}`);
+      // The leader replicated to every follower: messages went out, coalesced into no more writes than messages.
+      const sent = (unit: string) => metricValue(text, 'atlas_peer_sent_total', { peer, unit }) ?? 0;
+      assert.ok(sent('messages') >= 1, `messages sent to ${peer}`);
+      assert.ok(sent('writes') >= 1 && sent('writes') <= sent('messages'), `writes to ${peer}: ${sent('writes')}`);
+      assert.ok(sent('frames') >= sent('writes'), `frames to ${peer}`);
+      assert.ok(sent('bytes') > sent('messages'), `bytes to ${peer}`);
     }
     const raftLines = cluster
       .logText(leader)
