@@ -7,6 +7,7 @@
 import { NODE_ERROR_CODES } from './errors.js';
 import type { NodeId } from '../raft/types.js';
 import type { ForwardReplyMessage, ForwardedRequest, PeerMessage } from './transport.js';
+import { decodeForwardWire, isForwardWireTag } from './forward-wire-codec.js';
 import { RaftWireError, decodeRaftWire } from './raft-wire-codec.js';
 
 export type PeerValidation = { ok: true; message: PeerMessage } | { ok: false; reason: string };
@@ -25,15 +26,17 @@ function isIndex(v: unknown): v is number {
 
 /**
  * Checks the envelope fields every node message carries, and each kind's own fields. A message in
- * its binary wire form (raft-wire-codec.ts) is decoded first.
+ * its binary wire form (raft-wire-codec.ts, forward-wire-codec.ts) is decoded first.
  */
 export function validatePeerMessage(from: NodeId, self: NodeId, input: unknown): PeerValidation {
   let raw = input;
   if (raw instanceof Uint8Array) {
+    const forward = isForwardWireTag(raw[0]);
     try {
-      raw = decodeRaftWire(raw);
+      raw = forward ? decodeForwardWire(raw) : decodeRaftWire(raw);
     } catch (e) {
-      if (e instanceof RaftWireError) return { ok: false, reason: 'undecodable-raft-message' };
+      if (e instanceof RaftWireError)
+        return { ok: false, reason: forward ? 'undecodable-forward-message' : 'undecodable-raft-message' };
       throw e;
     }
   }

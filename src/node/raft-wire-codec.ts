@@ -44,7 +44,7 @@ export class RaftWireError extends Error {
 }
 
 /** Printable ASCII ids only: latin1 then maps each character to one byte and back. */
-function wireId(id: string): boolean {
+export function wireId(id: string): boolean {
   if (id.length > MAX_WIRE_ID) return false;
   for (let i = 0; i < id.length; i++) {
     const c = id.charCodeAt(i);
@@ -134,8 +134,8 @@ export function encodeRaftWire(m: { kind: string; message?: Message }): Buffer |
   return buf;
 }
 
-/** A bounds-checked reader over one message's bytes. */
-class WireReader {
+/** A bounds-checked reader over one message's bytes; throws RaftWireError naming the field. */
+export class WireReader {
   private offset = 0;
 
   constructor(
@@ -156,6 +156,10 @@ class WireReader {
 
   u8(field: string): number {
     return this.buf[this.need(1, field)]!;
+  }
+
+  u16(field: string): number {
+    return this.buf.readUInt16LE(this.need(2, field));
   }
 
   u32(field: string): number {

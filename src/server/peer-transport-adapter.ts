@@ -1,8 +1,9 @@
 /**
  * The node's PeerTransport (src/node/transport.ts) over the TCP transport (src/transport).
  *
- * Append, heartbeat and their responses travel in their binary wire form
- * (src/node/raft-wire-codec.ts), everything else as msgpack objects. The node hands over one batch
+ * Append, heartbeat and their responses, forwarded plain puts and write replies travel in their
+ * binary wire forms (src/node/raft-wire-codec.ts, forward-wire-codec.ts), everything else as
+ * msgpack objects. The node hands over one batch
  * per peer per Ready pass; the TCP transport already coalesces everything queued for a peer in one
  * event-loop turn into one socket write, so each node message travels as one transport message (a
  * batch as a single message could outgrow the frame limit, and one oversize message would then
@@ -14,7 +15,8 @@
  */
 import type { NodeId } from '../raft/types.js';
 import type { NodeLogger } from '../node/hooks.js';
-import { encodeRaftWire } from '../node/raft-wire-codec.js';
+import { TAG_FORWARD_REPLY, decodeForwardWire, encodeForwardWire } from '../node/forward-wire-codec.js';
+import { RaftWireError, encodeRaftWire } from '../node/raft-wire-codec.js';
 import type { PeerMessage, PeerTransport as NodePeerTransport } from '../node/transport.js';
 import type { PeerTransport as TcpPeerTransport } from '../transport/peer-transport.js';
 
@@ -56,7 +58,8 @@ export class PeerTransportAdapter implements NodePeerTransport {
   listen(deliver: (from: NodeId, messages: readonly unknown[]) => void): void {
     if (this.listening) throw new Error('PeerTransportAdapter: listen() called twice');
     this.listening = true;
-    this.tcp.listen((from, message) => {
+    this.tcp.listen((from, received) => {
+      const message = this.decodeReply(received);
       this.observeIncoming(from, message);
       // Untrusted: the node decodes and validates every message before using it (src/node/peer-validation.ts).
       deliver(from, [message]);
@@ -66,7 +69,7 @@ export class PeerTransportAdapter implements NodePeerTransport {
   send(to: NodeId, messages: PeerMessage[]): void {
     for (const m of messages) {
       // The hot Raft messages go in their binary form; msgpack carries it as one byte string.
-      if (!this.tcp.send(to, encodeRaftWire(m) ?? m)) {
+      if (!this.tcp.send(to, encodeRaftWire(m) ?? encodeForwardWire(m) ?? m)) {
         // Unknown peer or over the frame limit: lost, as the node's contract allows; Raft retries.
         this.logger.debug({ peer: to, kind: m.kind }, 'peer message not queued');
         continue;
@@ -104,6 +107,20 @@ export class PeerTransportAdapter implements NodePeerTransport {
       }
     }
     this.tracked.set(`${to}\u0000${id}`, { expiresAt: performance.now() + timeoutMs + FORWARD_GRACE_MS });
+  }
+
+  /**
+   * A forward reply in its wire form, decoded here so its outcome can be counted (the node validates
+   * the object as it would the bytes); undecodable bytes go on as they are, for the node to count.
+   */
+  private decodeReply(message: unknown): unknown {
+    if (!(message instanceof Uint8Array) || message[0] !== TAG_FORWARD_REPLY) return message;
+    try {
+      return decodeForwardWire(message);
+    } catch (e) {
+      if (e instanceof RaftWireError) return message;
+      throw e;
+    }
   }
 
   private observeIncoming(from: NodeId, message: unknown): void {

@@ -16,9 +16,10 @@ import { isValidId } from './identifiers.js';
 /**
  * Both ends of a connection must speak the same version (the handshake rejects any other). 2: the
  * node's append, heartbeat and their responses travel in a binary form (src/node/raft-wire-codec.ts)
- * that a version-1 node would drop as malformed.
+ * that a version-1 node would drop as malformed. 3: so do forwarded plain puts and write replies
+ * (src/node/forward-wire-codec.ts), which a version-2 node would drop.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export const EnvelopeType = {
   Hello: 0,

@@ -444,7 +444,7 @@ describe('PeerTransport', () => {
     try {
       assert.throws(() => a.transport.setPeer('a', '127.0.0.1:1'), /own peer/);
       assert.throws(() => a.transport.setPeer('b', 'nohostport'), /host:port/);
-      assert.equal(PROTOCOL_VERSION, 2);
+      assert.equal(PROTOCOL_VERSION, 3);
     } finally {
       await a.transport.close();
     }
