@@ -97,35 +97,38 @@ function encodePlainPut(cmd: TxnCommand): Buffer | null {
 
 /** Decodes the plain-put encoding; key and value are views of `data`. */
 function decodePlainPut(data: Buffer): TxnCommand {
-  const need = (at: number, n: number, field: string): number => {
-    if (at + n > data.length) {
-      throw new Error(
-        `plain put command: truncated at byte ${at}: ${field} needs ${n} bytes, ${data.length - at} left`,
-      );
-    }
-    return at + n;
-  };
-  let o = need(1, 8, 'time');
+  // needBytes is module-level, not a closure: every replica decodes every entry on its apply path.
+  let o = needBytes(data, 1, 8, 'time');
   const time = data.readDoubleLE(1);
   if (!Number.isFinite(time)) throw new Error('command: bad time');
-  o = need(o, 1, 'has-session');
+  o = needBytes(data, o, 1, 'has-session');
   const hasSession = data[o - 1]!;
   if (hasSession > 1) throw new Error(`plain put command: has-session is ${hasSession}, not 0 or 1`);
   let session: ClientSession | null = null;
   if (hasSession === 1) {
-    o = need(o, 2, 'client id length');
+    o = needBytes(data, o, 2, 'client id length');
     const idBytes = data.readUInt16LE(o - 2);
-    o = need(o, idBytes, 'client id');
+    o = needBytes(data, o, idBytes, 'client id');
     const clientId = data.toString('utf8', o - idBytes, o);
-    o = need(o, 8, 'seq');
+    o = needBytes(data, o, 8, 'seq');
     const seq = data.readDoubleLE(o - 8);
     if (!Number.isSafeInteger(seq) || seq < 1) throw new Error('command: bad session');
     session = { clientId, seq };
   }
-  o = need(o, 4, 'key length');
+  o = needBytes(data, o, 4, 'key length');
   const keyBytes = data.readUInt32LE(o - 4);
-  o = need(o, keyBytes, 'key');
+  o = needBytes(data, o, keyBytes, 'key');
   const key = data.subarray(o - keyBytes, o);
   const value = data.subarray(o);
   return { txn: { compare: [], success: [{ type: 'put', key, value }], failure: [] }, session, time };
+}
+
+/** The offset after `n` bytes from `at`; throws naming `field` when `data` ends before. */
+function needBytes(data: Buffer, at: number, n: number, field: string): number {
+  if (at + n > data.length) {
+    throw new Error(
+      `plain put command: truncated at byte ${at}: ${field} needs ${n} bytes, ${data.length - at} left`,
+    );
+  }
+  return at + n;
 }
