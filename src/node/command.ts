@@ -69,12 +69,18 @@ export function decodeCommand(data: Buffer): TxnCommand {
   return { txn: txnFromWire(w[5]), session, time };
 }
 
+/** The single put of a plain put (one put, no compares, no failure ops), or null. */
+export function plainPutOf(txn: Txn): { key: Buffer; value: Buffer } | null {
+  if (txn.compare.length !== 0 || txn.failure.length !== 0 || txn.success.length !== 1) return null;
+  const op = txn.success[0]!;
+  return op.type === 'put' ? op : null;
+}
+
 /** The plain-put encoding of `cmd`, or null when `cmd` is not a plain put. */
 function encodePlainPut(cmd: TxnCommand): Buffer | null {
   const { txn, session } = cmd;
-  if (txn.compare.length !== 0 || txn.failure.length !== 0 || txn.success.length !== 1) return null;
-  const op = txn.success[0]!;
-  if (op.type !== 'put') return null;
+  const op = plainPutOf(txn);
+  if (op === null) return null;
   const idBytes = session === null ? 0 : Buffer.byteLength(session.clientId, 'utf8');
   if (idBytes > MAX_CLIENT_ID_BYTES) return null;
   const size = PLAIN_PUT_HEAD + (session === null ? 0 : 2 + idBytes + 8) + op.key.length + op.value.length;

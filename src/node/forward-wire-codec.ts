@@ -19,6 +19,7 @@
  * leader's limits (validateTxn) like one that came as an object.
  */
 import type { Txn } from '../kv/state-store.js';
+import { plainPutOf } from './command.js';
 import { RaftWireError, WireReader, wireId } from './raft-wire-codec.js';
 import type { ForwardMessage, ForwardReplyMessage, PeerMessage } from './transport.js';
 
@@ -29,13 +30,6 @@ const MAX_CLIENT_ID_BYTES = 0xffff;
 /** Bytes of a forwardReply's result per response. */
 const RESPONSE_BYTES = 8;
 
-/** The single put of a plain put (no compares, no failure ops), or null. */
-function plainPut(txn: Txn): { key: Buffer; value: Buffer } | null {
-  if (txn.compare.length !== 0 || txn.failure.length !== 0 || txn.success.length !== 1) return null;
-  const op = txn.success[0]!;
-  return op.type === 'put' ? op : null;
-}
-
 function headBytes(m: { from: string; to: string; origin: string }): number {
   return 1 + 8 + 3 + m.from.length + m.to.length + m.origin.length + 8;
 }
@@ -43,11 +37,15 @@ function headBytes(m: { from: string; to: string; origin: string }): number {
 function writeHead(buf: Buffer, tag: number, m: ForwardMessage | ForwardReplyMessage): number {
   let o = buf.writeUInt8(tag, 0);
   o = buf.writeDoubleLE(m.group, o);
-  for (const id of [m.from, m.to, m.origin]) {
-    o = buf.writeUInt8(id.length, o);
-    o += buf.write(id, o, 'latin1');
-  }
+  o = writeId(buf, m.from, o);
+  o = writeId(buf, m.to, o);
+  o = writeId(buf, m.origin, o);
   return buf.writeDoubleLE(m.id, o);
+}
+
+function writeId(buf: Buffer, id: string, at: number): number {
+  const o = buf.writeUInt8(id.length, at);
+  return o + buf.write(id, o, 'latin1');
 }
 
 /**
@@ -64,7 +62,7 @@ export function encodeForwardWire(m: PeerMessage): Buffer | null {
 function encodeForward(m: ForwardMessage): Buffer | null {
   const r = m.request;
   if (r.op !== 'write') return null;
-  const put = plainPut(r.txn);
+  const put = plainPutOf(r.txn);
   if (put === null) return null;
   const session = r.session ?? null;
   const idBytes = session === null ? 0 : Buffer.byteLength(session.clientId, 'utf8');
