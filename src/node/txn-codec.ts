@@ -191,7 +191,7 @@ export function validateTxn(txn: unknown, limits: TxnLimits): Txn {
       `txn has ${ops} operations; the limit maxOpsPerTxn is ${limits.maxOpsPerTxn}`,
     );
   }
-  const put = plainPutOf(t.compare, t.success, t.failure);
+  const put = unverifiedPlainPut(t.compare, t.success, t.failure);
   if (put !== null) {
     // The commonest write (every unconditional PUT, forwarded ones included): a fresh Txn of its
     // checked key and value, without the round trip below (2-3% of the leader's allocations).
@@ -249,8 +249,8 @@ function txnToWireUnchecked(compare: unknown[], success: unknown[], failure: unk
   return [c, success.map(op), failure.map(op)];
 }
 
-/** The key and value of a txn that is one put of Buffers and nothing else, or null. */
-function plainPutOf(
+/** The key and value of an unchecked txn that is one put of Buffers and nothing else, or null. */
+function unverifiedPlainPut(
   compare: unknown[],
   success: unknown[],
   failure: unknown[],

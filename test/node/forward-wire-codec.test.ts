@@ -52,6 +52,13 @@ function replyOf(revisions: number[], revision = 77, succeeded = true): ForwardR
   };
 }
 
+/** The txn of `m` as the leader receives it: in its wire form, through the node's validation. */
+function receivedTxn(m: ForwardMessage): unknown {
+  const v = validatePeerMessage(m.from, m.to, encodeForwardWire(m));
+  assert.ok(v.ok && v.message.kind === 'forward' && v.message.request.op === 'write');
+  return v.message.request.txn;
+}
+
 describe('forward wire codec', () => {
   it('decodes what it encodes: plain puts with and without a session, over random fields', () => {
     const rng = new Prng(20261122);
@@ -93,30 +100,9 @@ describe('forward wire codec', () => {
     );
     // Limits apply to a forwarded put in its wire form as to one from a client.
     const huge = forwardOf(Buffer.alloc(DEFAULT_TXN_LIMITS.maxKeyBytes + 1, 1), Buffer.alloc(1));
-    const hv = validatePeerMessage('n2', 'n1', encodeForwardWire(huge));
-    assert.ok(hv.ok && hv.message.kind === 'forward' && hv.message.request.op === 'write');
-    assert.throws(
-      () =>
-        validateTxn(
-          (hv.message as ForwardMessage & { request: { op: 'write' } }).request.txn,
-          DEFAULT_TXN_LIMITS,
-        ),
-      /maxKeyBytes/,
-    );
-    const empty = validatePeerMessage(
-      'n2',
-      'n1',
-      encodeForwardWire(forwardOf(Buffer.alloc(0), Buffer.alloc(1))),
-    );
-    assert.ok(empty.ok && empty.message.kind === 'forward' && empty.message.request.op === 'write');
-    assert.throws(
-      () =>
-        validateTxn(
-          (empty.message as ForwardMessage & { request: { op: 'write' } }).request.txn,
-          DEFAULT_TXN_LIMITS,
-        ),
-      /empty key/,
-    );
+    assert.throws(() => validateTxn(receivedTxn(huge), DEFAULT_TXN_LIMITS), /maxKeyBytes/);
+    const empty = forwardOf(Buffer.alloc(0), Buffer.alloc(1));
+    assert.throws(() => validateTxn(receivedTxn(empty), DEFAULT_TXN_LIMITS), /empty key/);
   });
 
   it('gives no wire form to other forwards and replies, which keep travelling as objects', () => {
