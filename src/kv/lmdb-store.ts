@@ -760,7 +760,15 @@ export class LmdbStore implements StateStore {
 
   async sync(): Promise<void> {
     this.assertOpen('sync');
-    await this.settleApply();
+    // What was applied before this call, not what is applied while it waits: batches commit in
+    // call order, so the last one pending now covers the rest. Chasing newer batches (as close()
+    // does) never ended while writes kept coming: on a busy node compaction stalled for seconds
+    // and the Raft log held 25,000+ entries in the heap.
+    this.commitPending();
+    const last = this.lastPending;
+    if (last !== null) await last.then(noop, noop);
+    if (this.failed !== null) throw this.failed;
+    this.assertOpen('sync');
     const root = this.root as unknown as { sync(callback: (error?: Error) => void): void };
     await new Promise<void>((resolve, reject) => {
       root.sync((error) => (error ? reject(error) : resolve()));

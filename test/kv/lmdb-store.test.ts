@@ -247,6 +247,41 @@ describe('LmdbStore', () => {
     );
   });
 
+  it('sync() makes what was applied before it durable without waiting for batches applied meanwhile', async () => {
+    // A busy node applies a batch every few milliseconds; its compaction calls sync() and must not
+    // wait for the writes to stop (it once chased every newer batch: the log grew for seconds).
+    const store = openStore('sync-busy', { commitDelayMs: 20 });
+    const limit = 2000;
+    let index = 0;
+    let stopped = false;
+    // Each batch that lands applies the next, so one is always pending, as on a loaded node.
+    const applyNext = (): void => {
+      if (stopped || index >= limit) return;
+      index++;
+      void store
+        .applyDeferred({ appliedIndex: index, txns: [plain(putOp(text(`k${index}`), text(`${index}`)))] })
+        .then(applyNext);
+    };
+    for (let i = 0; i < 4; i++) applyNext();
+    const before = index;
+    await store.sync();
+    const appliedAtSync = index;
+    const storeAtSync = store.appliedIndex();
+    stopped = true;
+    await store.sync();
+    assert.ok(
+      appliedAtSync < limit,
+      `sync() resolved only after ${appliedAtSync} batches, when the writes stopped`,
+    );
+    assert.ok(storeAtSync >= before, `sync() returned with the store at ${storeAtSync} < ${before}`);
+    await store.close();
+    opened.pop();
+    // Durable: a reopened store has at least every batch applied before the sync.
+    const again = openStore('sync-busy');
+    assert.ok(again.appliedIndex() >= before);
+    assert.equal(again.get(text(`k${before}`))?.value.toString(), `${before}`);
+  });
+
   it('commits held batches one LMDB transaction at a time, each of at most MAX_COMMIT_WRITES writes', async () => {
     const store = openStore('chunked', { commitDelayMs: 1000 });
     const batchOf = (index: number, writes: number) => ({
