@@ -55,7 +55,7 @@ import type {
 } from './state-store.js';
 import { StoredEntryCodec } from './stored-entry.js';
 import { type EntryVersion, executeTxn, type TxnStateView } from './txn-engine.js';
-import { type BatchWrite, type PendingWrite, PendingWrites } from './pending-writes.js';
+import { type PendingWrite, PendingWrites } from './pending-writes.js';
 import { readUint64LE, writeUint64LE } from './uint64.js';
 
 /**
@@ -119,7 +119,7 @@ const noop = (): void => {};
 interface HeldBatch {
   batch: ApplyBatch;
   next: StoreState;
-  writes: BatchWrite[];
+  writes: PendingWrite[];
   seq: number;
   results: TxnResult[];
   resolve: (results: TxnResult[]) => void;
@@ -492,20 +492,30 @@ export class LmdbStore implements StateStore {
     this.checkApply('applyDeferred', batch);
     const seq = ++this.batchSeq;
     const next: StoreState = { ...this.tip };
-    const writes: BatchWrite[] = [];
+    const writes: PendingWrite[] = [];
     const pending = this.pending;
     const visible = this.visibleKeys;
     const keys: RawKeySpace = {
       get: visible.get,
       put: (key, raw) => {
-        const owned = { key: Buffer.from(key), raw: Buffer.from(raw) };
+        const owned: PendingWrite = {
+          key: Buffer.from(key),
+          raw: Buffer.from(raw),
+          batch: seq,
+          id: key.toString('latin1'),
+        };
         writes.push(owned);
-        pending.set(owned.key, owned.raw, seq);
+        pending.set(owned);
       },
       remove: (key) => {
-        const owned = { key: Buffer.from(key), raw: null };
+        const owned: PendingWrite = {
+          key: Buffer.from(key),
+          raw: null,
+          batch: seq,
+          id: key.toString('latin1'),
+        };
         writes.push(owned);
-        pending.set(owned.key, null, seq);
+        pending.set(owned);
       },
     };
     let results: TxnResult[];

@@ -10,14 +10,10 @@ export interface PendingWrite {
   key: Buffer;
   /** The stored bytes, or null for a delete. */
   raw: Buffer | null;
-  /** The batch that wrote it last. */
+  /** The batch that wrote it. */
   batch: number;
-}
-
-/** One deferred batch's writes, in order, to replay inside its LMDB transaction. */
-export interface BatchWrite {
-  key: Buffer;
-  raw: Buffer | null;
+  /** `key` as a latin1 string, the map's key: made once per write, not again at release. */
+  id: string;
 }
 
 export class PendingWrites {
@@ -28,17 +24,19 @@ export class PendingWrites {
     return this.byKey.get(key.toString('latin1'))?.raw;
   }
 
-  /** Records a write of batch `batch`; `key` and `raw` must not be changed afterwards. */
-  set(key: Buffer, raw: Buffer | null, batch: number): void {
-    this.byKey.set(key.toString('latin1'), { key, raw, batch });
+  /**
+   * Records a write (its batch wrote the key last); the same object is the batch's record of the
+   * write, replayed at its commit. Its fields must not be changed afterwards.
+   */
+  set(write: PendingWrite): void {
+    this.byKey.set(write.id, write);
   }
 
   /** Batch `batch` committed: its writes are in LMDB now, unless a later batch wrote the key again. */
-  release(writes: readonly BatchWrite[], batch: number): void {
+  release(writes: readonly PendingWrite[], batch: number): void {
     for (const w of writes) {
-      const id = w.key.toString('latin1');
-      const pending = this.byKey.get(id);
-      if (pending !== undefined && pending.batch === batch) this.byKey.delete(id);
+      const pending = this.byKey.get(w.id);
+      if (pending !== undefined && pending.batch === batch) this.byKey.delete(w.id);
     }
   }
 
