@@ -63,8 +63,20 @@ function errorKind(e: unknown): string {
   return 'unknown';
 }
 
+/** The check phase of this event-loop turn, shared by every loop that waits for it (one setImmediate, not one per loop). */
+let turn: Promise<void> | null = null;
+
 function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+  if (turn === null) {
+    turn = new Promise((resolve) =>
+      setImmediate(() => {
+        // Cleared before the waiters run: a loop that waits again gets the next turn.
+        turn = null;
+        resolve();
+      }),
+    );
+  }
+  return turn;
 }
 
 function sleepUntil(epochMs: number): Promise<void> {

@@ -129,6 +129,38 @@ describe('BenchHttpConnection', () => {
     c.close();
   });
 
+  it('reads the framing fields in any letter case and with spaces around values, and refuses bad heads', async () => {
+    const answers = [
+      // A status line without a reason, names in odd cases, tabs and spaces around the value.
+      'HTTP/1.1 201\r\nX-Other: a:b\r\ncOnTeNt-LeNgTh: \t3 \r\n\r\nabc',
+      'HTTP/1.0 200 OK\r\nTRANSFER-ENCODING:  gzip, Chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: Keep-Alive, CLOSE\r\n\r\n',
+      'HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nno colon here\r\n\r\n',
+      'HTTP/1.1 200 OK\r\n: empty name\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: 1234567890123456\r\n\r\n',
+      'HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n',
+      'HTTP/1.1 099 Early\r\nContent-Length: 0\r\n\r\n',
+    ];
+    let n = 0;
+    let connections = 0;
+    const port = await rawServer((socket) => socket.write(answers[n++]!));
+    servers.at(-1)!.on('connection', () => connections++);
+    const c = new BenchHttpConnection('127.0.0.1', port, 5_000);
+    assert.equal(await c.send(GET('h')), 201);
+    assert.equal(await c.send(GET('h')), 200);
+    assert.equal(connections, 1, 'the framed answers kept the connection');
+    assert.equal(await c.send(GET('h')), 200);
+    for (const why of [/status line/, /header line/, /header line/, /content-length/, /content-length/]) {
+      assert.match((await failure(c.send(GET('h')))).message, why);
+    }
+    for (let i = 0; i < 2; i++) assert.match((await failure(c.send(GET('h')))).message, /status line/);
+    // Connection: close, then every malformed answer, dropped the connection.
+    assert.equal(connections, 8);
+    c.close();
+  });
+
   it('fails a request the server never answers as timeout, and one cut mid-answer', async () => {
     let n = 0;
     const port = await rawServer((socket) => {
