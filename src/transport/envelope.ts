@@ -72,6 +72,71 @@ const packr = new Packr({ useRecords: false, moreTypes: false, copyBuffers: true
 /** Longest string accepted in handshake and error envelopes. */
 const MAX_TEXT = 1024;
 
+/**
+ * A message envelope whose payload is bytes (the binary Raft and forward forms, nearly every message
+ * under load), written by hand: the same msgpack bytes msgpackr writes ([3, bin]: fixarray 2,
+ * fixint 3, bin8/16/32), one allocation and one copy, without msgpackr's per-call setup. Decoded
+ * the same way by decodeEnvelopes. (Leader cell profile: msgpackr's pack and unpack of envelopes
+ * were 2-4% of each node's busy time.)
+ */
+function encodeBytesMessage(payload: Buffer): Buffer {
+  const n = payload.length;
+  const head = n < 0x100 ? 4 : n < 0x10000 ? 5 : 7;
+  const out = Buffer.allocUnsafe(head + n);
+  out[0] = 0x92;
+  out[1] = EnvelopeType.Message;
+  if (n < 0x100) {
+    out[2] = 0xc4;
+    out[3] = n;
+  } else if (n < 0x10000) {
+    out[2] = 0xc5;
+    out.writeUInt16BE(n, 3);
+  } else {
+    out[2] = 0xc6;
+    out.writeUInt32BE(n, 3);
+  }
+  payload.copy(out, head);
+  return out;
+}
+
+/**
+ * Decodes a frame body made only of [3, bin] message envelopes (see encodeBytesMessage), copying
+ * each payload out of the frame as msgpackr's `copyBuffers` does; null when the body holds anything
+ * else, or is cut short, for msgpackr to decode (and to report).
+ */
+function decodeBytesMessages(body: Buffer): Envelope[] | null {
+  if (body.length === 0) return null;
+  const out: Envelope[] = [];
+  let at = 0;
+  while (at < body.length) {
+    if (at + 4 > body.length || body[at] !== 0x92 || body[at + 1] !== EnvelopeType.Message) return null;
+    let n: number;
+    let start: number;
+    switch (body[at + 2]) {
+      case 0xc4:
+        n = body[at + 3]!;
+        start = at + 4;
+        break;
+      case 0xc5:
+        if (at + 5 > body.length) return null;
+        n = body.readUInt16BE(at + 3);
+        start = at + 5;
+        break;
+      case 0xc6:
+        if (at + 7 > body.length) return null;
+        n = body.readUInt32BE(at + 3);
+        start = at + 7;
+        break;
+      default:
+        return null;
+    }
+    if (start + n > body.length) return null;
+    out.push({ type: EnvelopeType.Message, payload: Buffer.from(body.subarray(start, start + n)) });
+    at = start + n;
+  }
+  return out;
+}
+
 export function encodeEnvelope(envelope: Envelope): Buffer {
   switch (envelope.type) {
     case EnvelopeType.Hello:
@@ -96,6 +161,7 @@ export function encodeEnvelope(envelope: Envelope): Buffer {
     case EnvelopeType.Reject:
       return packr.pack([envelope.type, envelope.reason, envelope.message]);
     case EnvelopeType.Message:
+      if (Buffer.isBuffer(envelope.payload)) return encodeBytesMessage(envelope.payload);
       return packr.pack([envelope.type, envelope.payload]);
     case EnvelopeType.Request:
     case EnvelopeType.Response:
@@ -130,6 +196,8 @@ function check(condition: boolean, what: string): void {
 
 /** Decodes every envelope of a frame body; throws EnvelopeError on anything malformed. */
 export function decodeEnvelopes(body: Buffer): Envelope[] {
+  const messages = decodeBytesMessages(body);
+  if (messages !== null) return messages;
   let values: unknown[];
   try {
     values = packr.unpackMultiple(body) as unknown[];
