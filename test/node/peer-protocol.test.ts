@@ -365,6 +365,49 @@ describe('forwarded request deduplication', () => {
       'below the window: treated as seen, never applied twice',
     );
   });
+
+  it('admits ids out of order within the window and refuses one older than its slot holder', () => {
+    const d = new ForwardDedup(4, 2); // slot = id % 4
+    for (const id of [10, 12, 11, 13]) assert.deepEqual(d.admit('a', 'x', id), { kind: 'new' }, `id ${id}`);
+    for (const id of [10, 11, 12, 13]) assert.deepEqual(d.admit('a', 'x', id), { kind: 'inProgress' });
+    // Ids 14-19 lost on the way: 20 takes 12's slot, and the floor rises to 12.
+    assert.deepEqual(d.admit('a', 'x', 20), { kind: 'new' });
+    assert.deepEqual(d.admit('a', 'x', 12), { kind: 'inProgress' }, 'pushed out: counts as seen');
+    // 16 was never admitted, but 20 holds its slot: too old to tell, so dropped, never applied.
+    assert.deepEqual(d.admit('a', 'x', 16), { kind: 'inProgress' });
+    // 14 and 15 arrive late: new, taking the slots of 10 and 11 (both below the floor already).
+    assert.deepEqual(d.admit('a', 'x', 14), { kind: 'new' });
+    assert.deepEqual(d.admit('a', 'x', 15), { kind: 'new' });
+    for (const id of [10, 11, 13, 14, 15, 20])
+      assert.deepEqual(d.admit('a', 'x', id), { kind: 'inProgress' }, `id ${id}`);
+    assert.deepEqual(d.admit('a', 'x', 1.5), { kind: 'inProgress' }, 'not an id: never admitted');
+    assert.deepEqual(d.admit('a', 'x', -1), { kind: 'inProgress' });
+  });
+
+  it('keeps the most recently used incarnations of each sender and forgets the least used first', () => {
+    const d = new ForwardDedup(8, 2);
+    assert.deepEqual(d.admit('a', 'x', 1), { kind: 'new' });
+    assert.deepEqual(d.admit('a', 'y', 1), { kind: 'new' });
+    assert.deepEqual(d.admit('a', 'x', 2), { kind: 'new' }, 'x used last');
+    assert.deepEqual(d.admit('a', 'z', 1), { kind: 'new' }, 'z takes y’s place');
+    assert.deepEqual(d.admit('a', 'x', 1), { kind: 'inProgress' }, 'x is still remembered');
+    assert.deepEqual(d.admit('a', 'y', 1), { kind: 'new' }, 'y was forgotten (its process is gone)');
+    assert.deepEqual(d.admit('b', 'x', 1), { kind: 'new' }, 'another sender has its own incarnations');
+    const reply: ForwardReplyMessage = {
+      kind: 'forwardReply',
+      group: 0,
+      from: 'l',
+      to: 'a',
+      origin: 'q',
+      id: 1,
+    };
+    d.answered('a', 'q', 1, reply);
+    assert.deepEqual(
+      d.admit('a', 'q', 1),
+      { kind: 'new' },
+      'an answer for an unknown incarnation is not kept',
+    );
+  });
 });
 
 describe('peer message validation', () => {
