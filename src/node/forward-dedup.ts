@@ -36,8 +36,9 @@ export type DedupVerdict =
   | { kind: 'inProgress' }
   | { kind: 'answered'; reply: ForwardReplyMessage };
 
-const NEW: DedupVerdict = { kind: 'new' };
-const IN_PROGRESS: DedupVerdict = { kind: 'inProgress' };
+/** Shared by every call, so frozen: a caller cannot change the next caller's verdict. */
+const NEW: DedupVerdict = Object.freeze({ kind: 'new' });
+const IN_PROGRESS: DedupVerdict = Object.freeze({ kind: 'inProgress' });
 
 export class ForwardDedup {
   private readonly peers = new Map<NodeId, OriginWindow[]>();
